@@ -1,0 +1,1 @@
+"""hegui's own Chinese risk classifier: training, the shipped model, evaluation."""

@@ -1,0 +1,1 @@
+"""Detectors: one module per detector, a registry to build them from config."""

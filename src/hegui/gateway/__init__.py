@@ -1,0 +1,1 @@
+"""OpenAI-compatible gateway: moderation in the request path, streamed outputs included."""

@@ -1,0 +1,1 @@
+"""The ledger: the system of record (decisions, hash chain, retention)."""

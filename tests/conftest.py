@@ -1,0 +1,42 @@
+"""Shared fixtures: where the development data lives, and the PostgreSQL URL."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def shared_data_dir() -> Path:
+    env = os.environ.get("HEGUI_SHARED_DATA")
+    return Path(env) if env else ROOT.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data`` (or ``$HEGUI_SHARED_DATA``); skips the test where it is absent."""
+    path = shared_data_dir()
+    if not (path / "dev_pool.jsonl").exists():
+        pytest.skip(f"development data not found at {path} (set HEGUI_SHARED_DATA)")
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> str:
+    """PostgreSQL URL from ``$HEGUI_TEST_POSTGRES_URL``; skips when unset or unreachable."""
+    url = os.environ.get("HEGUI_TEST_POSTGRES_URL")
+    if not url:
+        pytest.skip("HEGUI_TEST_POSTGRES_URL is not set; PostgreSQL tests skipped")
+    try:
+        import sqlalchemy as sa
+
+        engine = sa.create_engine(url)
+        with engine.connect() as conn:
+            conn.execute(sa.text("select 1"))
+        engine.dispose()
+    except Exception as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(f"PostgreSQL at {url} is not reachable: {exc.__class__.__name__}")
+    return url
