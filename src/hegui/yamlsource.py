@@ -92,7 +92,7 @@ def format_validation_error(exc: ValidationError, located: LocatedYaml, prefix: 
     err = exc.errors()[0]
     loc: Loc = (*prefix, *(p for p in err["loc"] if not (isinstance(p, str) and "[" in p)))
     field = ".".join(str(p) for p in loc) or "(top level)"
-    msg = err["msg"]
+    msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "extra_forbidden":
         msg = "unknown key"
     more = f" (and {len(exc.errors()) - 1} more)" if len(exc.errors()) > 1 else ""

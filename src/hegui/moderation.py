@@ -1,0 +1,461 @@
+"""Moderation: detectors + policy → verdict, for whole texts and for streams.
+
+:class:`Moderator` checks a whole text. :class:`StreamModerator` checks a stream incrementally: it
+holds back as many normalised characters as the longest lexicon entry or PII pattern needs, so no
+character that those detectors would catch reaches the client before it has been checked, even when
+a word is split across chunks or disguised with separators. Statistical detectors (classifier, guard
+model) run on sentence boundaries with overlap, after the text they judge may have been sent; when
+they fire, the stream stops and the client is told to retract what it showed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hegui.detectors.base import Detector, Finding
+from hegui.errors import UserError
+from hegui.policy import Action, Direction, Policy, load_policy
+from hegui.text import NormalizedText, normalize
+
+if TYPE_CHECKING:
+    from hegui.config import HeguiConfig
+
+# Extra normalised characters held back beyond the detectors' own hold-back: normalisation looks a
+# little ahead (separator removal needs the next CJK character, OpenCC converts phrases).
+NORMALIZE_LOOKAHEAD = 4
+# Original characters re-scanned before the emitted edge, so normalisation sees its left context.
+RESCAN_CONTEXT = 16
+# Sentence ends at which segment detectors (classifier, guard model) run in a stream.
+SEGMENT_ENDS = frozenset("。！？!?；;\n…")
+# Overlap (characters) carried from one segment into the next for segment detectors.
+SEGMENT_OVERLAP = 32
+# Segments shorter than this wait for more text unless the stream ends; longer ones run regardless.
+SEGMENT_MIN_CHARS = 24
+SEGMENT_MAX_CHARS = 400
+
+
+def new_decision_id() -> str:
+    return uuid.uuid4().hex
+
+
+@dataclass
+class Verdict:
+    decision_id: str
+    action: Action
+    direction: str
+    scene: str
+    findings: list[Finding]
+    text: str
+    """What to pass on: the original (allow/flag), masked text (mask) or the refusal message."""
+    refusal: str | None = None
+    failed_detectors: list[str] = field(default_factory=list)
+    timings_ms: dict[str, float] = field(default_factory=dict)
+    escalate: bool = False
+    redacted: str = field(default="", repr=False)
+    """The checked text with every personal-information finding masked: safe to store in records."""
+
+    @property
+    def allowed(self) -> bool:
+        return self.action.passes
+
+    @property
+    def risks(self) -> list[str]:
+        return sorted({f.risk for f in self.findings})
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "decision_id": self.decision_id,
+            "action": self.action.value,
+            "allowed": self.allowed,
+            "direction": self.direction,
+            "scene": self.scene,
+            "risks": self.risks,
+            "findings": [f.to_dict() for f in self.findings],
+            "text": self.text,
+            "refusal": self.refusal,
+            "failed_detectors": self.failed_detectors,
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+            "escalate": self.escalate,
+        }
+
+
+def mask_spans(original: str, findings: Sequence[Finding], *, pi_operator: str = "partial") -> str:
+    """Mask the spans of ``findings`` in ``original`` (TEMPORARY: ＊ for every character)."""
+    if not findings:
+        return original
+    chars = list(original)
+    for f in findings:
+        for i in range(f.start, min(f.end, len(chars))):
+            chars[i] = "＊"
+    return "".join(chars)
+
+
+class Moderator:
+    """Detectors + policy → :class:`Verdict`. Safe to share between threads and tasks."""
+
+    def __init__(self, detectors: Sequence[Detector], policy: Policy, cfg: HeguiConfig | None = None) -> None:
+        self.detectors = list(detectors)
+        self.policy = policy
+        self._cfg = cfg
+
+    @classmethod
+    def from_config(cls, cfg: HeguiConfig, *, only: list[str] | None = None) -> Moderator:
+        from hegui.detectors.registry import build_detectors
+
+        policy = load_policy(cfg.resolve_path(cfg.policy) if cfg.policy else None)
+        return cls(build_detectors(cfg, only=only), policy, cfg)
+
+    def reload(self) -> None:
+        """Hot reload: rebuild lexicons and policy from their files without a restart."""
+        for det in self.detectors:
+            reload = getattr(det, "reload", None)
+            if callable(reload):
+                reload()
+        if self._cfg is not None:
+            self.policy = load_policy(self._cfg.resolve_path(self._cfg.policy) if self._cfg.policy else None)
+
+    # -- helpers shared by check, acheck and streams -------------------------------------------
+
+    def _check_scene(self, scene: str) -> None:
+        if not self.policy.has_scene(scene):
+            raise UserError(f"unknown scene {scene!r} (policy declares: {', '.join(sorted(self.policy.scenes))})")
+
+    @property
+    def window_detectors(self) -> list[Detector]:
+        return [d for d in self.detectors if d.stream_mode == "window"]
+
+    @property
+    def segment_detectors(self) -> list[Detector]:
+        return [d for d in self.detectors if d.stream_mode == "segment"]
+
+    def holdback(self) -> int:
+        """Normalised characters a stream holds back (longest window-detector pattern + lookahead)."""
+        return max((d.holdback() for d in self.window_detectors), default=0) + NORMALIZE_LOOKAHEAD
+
+    def decide(
+        self,
+        original: str,
+        findings: list[Finding],
+        failed: list[str],
+        timings: dict[str, float],
+        direction: Direction,
+        scene: str,
+        decision_id: str | None = None,
+    ) -> Verdict:
+        action = Action.ALLOW
+        message: str | None = None
+        to_mask: list[Finding] = []
+        for f in findings:
+            a, msg = self.policy.action_for(f.risk, direction, scene, f.score)
+            if a is Action.MASK:
+                to_mask.append(f)
+            if a.severity > action.severity:
+                action, message = a, msg
+            elif a.severity == action.severity and message is None:
+                message = msg
+        if failed and self.policy.fails_closed(scene) and action.severity < Action.REFUSE.severity:
+            action, message = Action.REFUSE, self.policy.error_refusal
+        pi = [f for f in findings if f.risk == "PI"]
+        redacted = mask_spans(original, pi, pi_operator="redact") if pi else original
+        if action.passes:
+            text = mask_spans(original, to_mask) if action is Action.MASK else original
+            refusal = None
+        else:
+            refusal = message or self.policy.refusal_for(scene)
+            text = refusal
+        return Verdict(
+            decision_id=decision_id or new_decision_id(),
+            action=action,
+            direction=direction,
+            scene=scene,
+            findings=findings,
+            text=text,
+            refusal=refusal,
+            failed_detectors=failed,
+            timings_ms=timings,
+            escalate=action is Action.BLOCK,
+            redacted=redacted,
+        )
+
+    def _run(self, det: Detector, nt: NormalizedText, findings: list[Finding], failed: list[str],
+             timings: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        try:
+            findings.extend(det.detect(nt))
+        except Exception:
+            failed.append(det.name)
+        timings[det.name] = (time.perf_counter() - t0) * 1000
+
+    # -- whole texts ---------------------------------------------------------------------------
+
+    def check(self, text: str, direction: Direction = "input", scene: str = "default") -> Verdict:
+        self._check_scene(scene)
+        t0 = time.perf_counter()
+        nt = normalize(text)
+        timings: dict[str, float] = {"normalize": (time.perf_counter() - t0) * 1000}
+        findings: list[Finding] = []
+        failed: list[str] = []
+        for det in self.detectors:
+            self._run(det, nt, findings, failed, timings)
+        findings.sort(key=lambda f: (f.start, f.end, f.risk))
+        return self.decide(text, findings, failed, timings, direction, scene)
+
+    async def acheck(self, text: str, direction: Direction = "input", scene: str = "default") -> Verdict:
+        """Like :meth:`check`; heavy detectors run in threads and remote ones concurrently."""
+        self._check_scene(scene)
+        t0 = time.perf_counter()
+        nt = normalize(text)
+        timings: dict[str, float] = {"normalize": (time.perf_counter() - t0) * 1000}
+        findings: list[Finding] = []
+        failed: list[str] = []
+        slow = [d for d in self.detectors if d.cost != "cheap"]
+        for det in self.detectors:
+            if det.cost == "cheap":
+                self._run(det, nt, findings, failed, timings)
+        if slow:
+            await asyncio.gather(*(self._arun(d, nt, findings, failed, timings) for d in slow))
+        findings.sort(key=lambda f: (f.start, f.end, f.risk))
+        return self.decide(text, findings, failed, timings, direction, scene)
+
+    async def _arun(self, det: Detector, nt: NormalizedText, findings: list[Finding], failed: list[str],
+                    timings: dict[str, float]) -> None:
+        t0 = time.perf_counter()
+        try:
+            findings.extend(await det.adetect(nt))
+        except Exception:
+            failed.append(det.name)
+        timings[det.name] = (time.perf_counter() - t0) * 1000
+
+    def stream(self, direction: Direction = "output", scene: str = "default") -> StreamModerator:
+        self._check_scene(scene)
+        return StreamModerator(self, direction, scene)
+
+
+@dataclass
+class StreamStep:
+    emit: str
+    """Text now safe to send to the client (personal information already masked)."""
+    stopped: bool = False
+    """A violation: send nothing more; the client retracts what it showed and shows the refusal."""
+    verdict: Verdict | None = None
+    """Set when the stream stopped, and on :meth:`StreamModerator.finish` (the overall verdict)."""
+
+
+class StreamModerator:
+    """Incremental moderation of one streamed text. Feed chunks in order; then call ``finish``."""
+
+    def __init__(self, moderator: Moderator, direction: Direction, scene: str) -> None:
+        self.moderator = moderator
+        self.direction = direction
+        self.scene = scene
+        self.decision_id = new_decision_id()
+        self.buffer = ""
+        self.emitted_upto = 0
+        """Index in ``buffer`` up to which text has been checked and sent."""
+        self.sent = ""
+        """What the client has received (masked where policy masks)."""
+        self.findings: list[Finding] = []
+        self.failed: list[str] = []
+        self.timings: dict[str, float] = {}
+        self.stopped = False
+        self.final: Verdict | None = None
+        self._segment_from = 0
+        self._holdback = moderator.holdback()
+        self._window = moderator.window_detectors
+        self._segment = moderator.segment_detectors
+
+    @property
+    def redacted_sent(self) -> str:
+        """What was sent, with personal information masked: safe to store in records."""
+        sent = self.buffer[: self.emitted_upto]
+        pi = [f for f in self.findings if f.risk == "PI" and f.end <= self.emitted_upto]
+        return mask_spans(sent, pi, pi_operator="redact") if pi else sent
+
+    # -- window detectors --------------------------------------------------------------------------
+
+    def _scan_window(self, final: bool) -> tuple[int, list[Finding]]:
+        """Check the unsent tail; return the safe edge (original index) and the findings before it."""
+        start = max(0, self.emitted_upto - RESCAN_CONTEXT)
+        window = self.buffer[start:]
+        nt = normalize(window)
+        found: list[Finding] = []
+        t0 = time.perf_counter()
+        for det in self._window:
+            try:
+                found.extend(det.detect(nt))
+            except Exception:
+                if det.name not in self.failed:
+                    self.failed.append(det.name)
+        self._add_time("window", t0)
+        found = [
+            Finding(f.risk, f.start + start, f.end + start, f.score, f.detector, f.evidence_id, f.kind)
+            for f in found
+        ]
+        if final:
+            safe = len(self.buffer)
+        else:
+            n = len(nt.text)
+            cut = n - self._holdback
+            safe = start + nt.starts[cut] if cut > 0 else start
+            safe = max(safe, self.emitted_upto) if cut > 0 else self.emitted_upto
+            # A hit that straddles the edge is held back whole.
+            for f in found:
+                if f.start < safe < f.end:
+                    safe = max(self.emitted_upto, f.start)
+        # Hits that end at or before the already-sent edge were acted on in an earlier step.
+        settled = [f for f in found if f.end <= safe and f.end > self.emitted_upto]
+        return safe, settled
+
+    def _add_time(self, name: str, t0: float) -> None:
+        self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000
+
+    def _step(self, safe: int, settled: list[Finding]) -> StreamStep:
+        mod = self.moderator
+        piece = self.buffer[self.emitted_upto:safe]
+        if settled or self.failed:
+            local = [
+                Finding(f.risk, max(f.start, self.emitted_upto) - self.emitted_upto, f.end - self.emitted_upto,
+                        f.score, f.detector, f.evidence_id, f.kind)
+                for f in settled
+            ]
+            verdict = mod.decide(piece, local, list(self.failed), {}, self.direction, self.scene, self.decision_id)
+            self.findings.extend(settled)
+            if not verdict.allowed:
+                return self._stop(verdict)
+            piece = verdict.text
+        self.emitted_upto = safe
+        self.sent += piece
+        return StreamStep(emit=piece)
+
+    def _stop(self, verdict: Verdict) -> StreamStep:
+        self.stopped = True
+        self.final = self._overall(verdict)
+        return StreamStep(emit="", stopped=True, verdict=self.final)
+
+    def _overall(self, stop: Verdict | None = None) -> Verdict:
+        """One verdict for the whole stream, for the record: the stop reason or the sum of findings."""
+        mod = self.moderator
+        base = mod.decide(self.buffer, sorted(self.findings, key=lambda f: (f.start, f.end)), list(self.failed),
+                          dict(self.timings), self.direction, self.scene, self.decision_id)
+        if stop is not None:
+            base.action, base.refusal, base.text, base.escalate = stop.action, stop.refusal, stop.text, stop.escalate
+        return base
+
+    # -- segment detectors -----------------------------------------------------------------------
+
+    def _segment_ready(self, final: bool) -> str | None:
+        if not self._segment:
+            return None
+        tail = self.buffer[self._segment_from:]
+        if final:
+            return tail if tail.strip() else None
+        end = max((i for i, ch in enumerate(tail) if ch in SEGMENT_ENDS), default=-1)
+        if end + 1 >= SEGMENT_MIN_CHARS:
+            return tail[: end + 1]
+        if len(tail) >= SEGMENT_MAX_CHARS:
+            return tail
+        return None
+
+    def _segment_text(self, segment: str) -> tuple[int, str]:
+        start = max(0, self._segment_from - SEGMENT_OVERLAP)
+        return start, self.buffer[start : self._segment_from + len(segment)]
+
+    def _segment_findings(self, start: int, found: list[Finding]) -> list[Finding]:
+        return [Finding(f.risk, f.start + start, f.end + start, f.score, f.detector, f.evidence_id, f.kind)
+                for f in found]
+
+    def _after_segment(self, segment: str, found: list[Finding]) -> StreamStep | None:
+        self._segment_from += len(segment)
+        if not found and not self.failed:
+            return None
+        self.findings.extend(found)
+        verdict = self.moderator.decide(self.buffer, found, list(self.failed), {}, self.direction, self.scene,
+                                        self.decision_id)
+        if not verdict.allowed:
+            return self._stop(verdict)
+        return None
+
+    def _run_segment_sync(self, final: bool) -> StreamStep | None:
+        segment = self._segment_ready(final)
+        if segment is None:
+            return None
+        start, text = self._segment_text(segment)
+        nt = normalize(text)
+        found: list[Finding] = []
+        t0 = time.perf_counter()
+        for det in self._segment:
+            try:
+                found.extend(det.detect(nt))
+            except Exception:
+                if det.name not in self.failed:
+                    self.failed.append(det.name)
+        self._add_time("segment", t0)
+        return self._after_segment(segment, self._segment_findings(start, found))
+
+    async def _run_segment_async(self, final: bool) -> StreamStep | None:
+        segment = self._segment_ready(final)
+        if segment is None:
+            return None
+        start, text = self._segment_text(segment)
+        nt = normalize(text)
+        t0 = time.perf_counter()
+        results = await asyncio.gather(*(d.adetect(nt) for d in self._segment), return_exceptions=True)
+        found: list[Finding] = []
+        for det, res in zip(self._segment, results, strict=True):
+            if isinstance(res, BaseException):
+                if det.name not in self.failed:
+                    self.failed.append(det.name)
+            else:
+                found.extend(res)
+        self._add_time("segment", t0)
+        return self._after_segment(segment, self._segment_findings(start, found))
+
+    # -- public API ------------------------------------------------------------------------------
+
+    def feed(self, chunk: str) -> StreamStep:
+        if self.stopped:
+            return StreamStep(emit="", stopped=True, verdict=self.final)
+        self.buffer += chunk
+        stop = self._run_segment_sync(final=False)
+        if stop is not None:
+            return stop
+        return self._step(*self._scan_window(final=False))
+
+    async def afeed(self, chunk: str) -> StreamStep:
+        if self.stopped:
+            return StreamStep(emit="", stopped=True, verdict=self.final)
+        self.buffer += chunk
+        stop = await self._run_segment_async(final=False)
+        if stop is not None:
+            return stop
+        return self._step(*self._scan_window(final=False))
+
+    def finish(self) -> StreamStep:
+        """The upstream ended: check and release the held-back tail; the step carries the verdict."""
+        if self.stopped:
+            return StreamStep(emit="", stopped=True, verdict=self.final)
+        stop = self._run_segment_sync(final=True)
+        if stop is not None:
+            return stop
+        return self._finish_window()
+
+    async def afinish(self) -> StreamStep:
+        if self.stopped:
+            return StreamStep(emit="", stopped=True, verdict=self.final)
+        stop = await self._run_segment_async(final=True)
+        if stop is not None:
+            return stop
+        return self._finish_window()
+
+    def _finish_window(self) -> StreamStep:
+        step = self._step(*self._scan_window(final=True))
+        if step.stopped:
+            return step
+        self.final = self._overall()
+        step.verdict = self.final
+        return step
