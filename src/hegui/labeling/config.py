@@ -1,9 +1,142 @@
-"""Labeling settings (PLACEHOLDER; the labeling work fills this in)."""
+"""Labeling settings (``labeling:`` in hegui.yaml).
+
+Explicit label texts are checked against GB 45438 §5: a text label must contain an AI element
+("AI" or "人工智能") and "生成" and/or "合成", so a config that would produce a non-compliant label is
+rejected when it is loaded, naming the key.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+ImagePosition = Literal[
+    "bottom-right", "bottom-left", "top-right", "top-left", "top", "bottom", "left", "right"
+]
+
+
+def explicit_label_problem(text: str) -> str | None:
+    """Why ``text`` is not a GB 45438 explicit label, or None when it is one."""
+    has_ai = "AI" in text or "人工智能" in text
+    has_gen = "生成" in text or "合成" in text
+    if has_ai and has_gen:
+        return None
+    missing = []
+    if not has_ai:
+        missing.append('"AI" or "人工智能"')
+    if not has_gen:
+        missing.append('"生成" or "合成"')
+    return f"explicit label {text!r} must contain {' and '.join(missing)} (GB 45438 §5)"
+
+
+def _check_label(value: str) -> str:
+    problem = explicit_label_problem(value)
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+class TextLabelConfig(BaseModel):
+    """Explicit and implicit labels on text (chat answers, .txt/.md/.html/.docx files)."""
+
+    model_config = ConfigDict(extra="forbid")
+    prefix: str = "【AI生成】"
+    """Explicit label put before the text."""
+    suffix: str = "（本内容由人工智能生成）"
+    """Explicit label put after the text."""
+    position: Literal["start", "end", "both"] = "start"
+    """Where the explicit text label goes."""
+    plain_implicit: Literal["trailer", "sidecar"] = "trailer"
+    """Plain-text implicit label: a last line ``AIGC: {…}`` or a ``FILE.aigc.json`` file beside it."""
+
+    @field_validator("prefix", "suffix")
+    @classmethod
+    def _compliant(cls, value: str) -> str:
+        return _check_label(value)
+
+
+class ImageLabelConfig(BaseModel):
+    """Explicit label drawn on images."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = "AI生成"
+    """Text drawn on the image."""
+    position: ImagePosition = "bottom-right"
+    """Edge or corner the label goes on (GB 45438: edge or corner)."""
+    height_ratio: float = Field(default=0.05, ge=0.05, le=0.5)
+    """Glyph height as a share of the image's shorter side; GB 45438 asks for at least 0.05."""
+    font: str | None = None
+    """TrueType/OpenType font (.ttf/.otf/.ttc) for ``text``; unset uses the bundled Noto Sans SC subset."""
+
+    @field_validator("text")
+    @classmethod
+    def _compliant(cls, value: str) -> str:
+        return _check_label(value)
+
+
+class VideoLabelConfig(BaseModel):
+    """Explicit label burnt into video frames (used by :mod:`hegui.labeling.video`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: str = "AI生成"
+    """Text drawn on the frames."""
+    position: ImagePosition = "top-left"
+    """Edge or corner of the frame."""
+    height_ratio: float = Field(default=0.05, ge=0.05, le=0.5)
+    """Glyph height as a share of the frame's shorter side (≥ 0.05)."""
+    duration_s: float = Field(default=2.0, ge=2.0)
+    """Seconds the label stays on from the first frame (GB 45438: ≥ 2 s on the opening frames)."""
+    whole_video: bool = False
+    """Keep the label on every frame, not only the opening ``duration_s``."""
+    font: str | None = None
+    """Font for ``text``; unset uses the bundled subset."""
+
+    @field_validator("text")
+    @classmethod
+    def _compliant(cls, value: str) -> str:
+        return _check_label(value)
+
+
+class AudioLabelConfig(BaseModel):
+    """Explicit label added to audio (used by :mod:`hegui.labeling.audio`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    cue: Literal["morse", "clip", "none"] = "morse"
+    """``morse``: the rhythm 短长短短 (Morse "AI"); ``clip``: a spoken-label recording; ``none``: metadata only."""
+    clip: str | None = None
+    """Spoken-label audio file for ``cue: clip``."""
+    position: Literal["start", "end", "both"] = "start"
+    """Where the cue goes."""
+    tone_hz: float = Field(default=880.0, gt=20.0, lt=20000.0)
+    """Pitch of the cue."""
+    unit_ms: int = Field(default=100, ge=40, le=400)
+    """Length of one Morse unit (a dot); a dash is three units."""
+    level_db: float = Field(default=0.0, ge=-40, le=20)
+    """Cue loudness relative to the content's, in dB."""
+    pad_ms: int = Field(default=250, ge=0, le=5000)
+    """Silence between the cue and the content."""
+
+    @model_validator(mode="after")
+    def _clip_given(self) -> AudioLabelConfig:
+        if self.cue == "clip" and not self.clip:
+            raise ValueError("cue 'clip' needs labeling.audio.clip (the spoken-label file)")
+        return self
 
 
 class LabelingConfig(BaseModel):
+    """GB 45438 labels: what is added to generated content, and how labels are signed."""
+
     model_config = ConfigDict(extra="forbid")
+    explicit: bool = True
+    """Add explicit (visible/audible) labels; ``--no-explicit`` turns them off per command."""
+    signing_key: str | None = None
+    """Ed25519 private key (PEM) signing ``ReservedCode1``; unset writes a content hash only."""
+    public_key: str | None = None
+    """Ed25519 public key (PEM) the verifier trusts; unset derives it from ``signing_key``."""
+    require_signature: bool = False
+    """``hegui label verify`` fails (exit 3) on labels that carry no signature."""
+    text: TextLabelConfig = Field(default_factory=TextLabelConfig)
+    image: ImageLabelConfig = Field(default_factory=ImageLabelConfig)
+    video: VideoLabelConfig = Field(default_factory=VideoLabelConfig)
+    audio: AudioLabelConfig = Field(default_factory=AudioLabelConfig)
