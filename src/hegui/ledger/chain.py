@@ -1,0 +1,169 @@
+"""The hash chain over evidence rows.
+
+Each row stores ``prev_hash`` (the previous row's ``row_hash``; :data:`GENESIS` for the first) and
+``row_hash = sha256(prev_hash + canonical JSON of the row's content fields)``; ``seq`` counts 1, 2, 3…
+without gaps. Editing a row breaks its own hash; deleting one leaves a gap in ``seq`` and a link that
+points at nothing; a row slipped in breaks the link of the row after it. ``chain_heads`` keeps the
+last (seq, hash), so rows cut from the end show up as well.
+
+Content is canonicalised before it is stored *and* before it is hashed (:func:`canonical_content`),
+so what is read back hashes the same on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from hegui.ledger.records import Problem
+
+GENESIS = "0" * 64
+
+DECISION_FIELDS: tuple[str, ...] = (
+    "seq",
+    "kind",
+    "decision_id",
+    "request_id",
+    "account_id",
+    "api_key_id",
+    "model",
+    "direction",
+    "scene",
+    "action",
+    "risks",
+    "findings",
+    "detector_ms",
+    "excerpt",
+    "stream",
+    "created_at",
+)
+"""The fields of a ``decisions`` row that the hash covers (everything but id and the hashes)."""
+
+CHAINED_TABLES: dict[str, tuple[str, ...]] = {"decisions": DECISION_FIELDS}
+
+
+def _clean(value: Any) -> Any:
+    """JSON-safe and database-safe: no NUL (PostgreSQL text refuses it), no NaN/inf, str keys."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, bool) or value is None or isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(_clean(k)): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, datetime):
+        return iso_utc(value)
+    return _clean(str(value))
+
+
+def clean_json(value: Any) -> Any:
+    """``value`` as it will read back from a JSON column (see :func:`_clean`)."""
+    return json.loads(canonical_json(_clean(value)))
+
+
+def canonical_json(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+def iso_utc(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat(timespec="microseconds")
+
+
+def clean_text(value: str | None) -> str | None:
+    return None if value is None else value.replace("\x00", "\ufffd")
+
+
+def row_hash(prev_hash: str, content: Mapping[str, Any], fields: Iterable[str]) -> str:
+    payload = {f: content[f] for f in fields}
+    if isinstance(payload.get("created_at"), datetime):
+        payload["created_at"] = iso_utc(payload["created_at"])
+    data = prev_hash + canonical_json(payload)
+    return hashlib.sha256(data.encode("utf-8")).hexdigest()
+
+
+class ChainVerifier:
+    """Walks one table's rows in ``seq`` order and collects the breaks.
+
+    Feed rows with :meth:`check` (mappings with the content fields plus ``id``, ``prev_hash`` and
+    ``row_hash``), then :meth:`finish` with the stored chain head.
+    """
+
+    def __init__(self, table: str, fields: tuple[str, ...], *, id_field: str = "decision_id") -> None:
+        self.table = table
+        self.fields = fields
+        self.id_field = id_field
+        self.problems: list[Problem] = []
+        self.rows = 0
+        self.last_seq = 0
+        self.last_hash = GENESIS
+        self._last_row: Mapping[str, Any] | None = None
+
+    def _problem(self, row: Mapping[str, Any] | None, seq: int, what: str, detail: str) -> None:
+        self.problems.append(
+            Problem(
+                table=self.table,
+                seq=seq,
+                what=what,  # type: ignore[arg-type]
+                row_id=None if row is None else row.get("id"),
+                decision_id=None if row is None else row.get(self.id_field),
+                detail=detail,
+            )
+        )
+
+    def check(self, row: Mapping[str, Any]) -> None:
+        self.rows += 1
+        seq = int(row["seq"])
+        expected = self.last_seq + 1
+        computed = row_hash(row["prev_hash"], row, self.fields)
+        own_ok = computed == row["row_hash"]
+        if not own_ok:
+            self._problem(row, seq, "edited", "row hash does not match its content")
+        if seq > expected:
+            first, last = expected, seq - 1
+            span = f"seq {first}" if first == last else f"seq {first}-{last}"
+            self._problem(row, first, "deleted", f"{span} missing before seq {seq}")
+        elif seq < expected:
+            # seq is unique in the schema, so this only happens when rows were renumbered
+            self._problem(row, seq, "inserted", f"seq {seq} out of order after seq {self.last_seq}")
+        elif row["prev_hash"] != self.last_hash and own_ok:
+            # This row's hash covers its prev_hash, so the stored link is original and the row it
+            # pointed at changed: edited and re-hashed, or replaced by an inserted row.
+            prev = self._last_row
+            prev_seq = expected - 1
+            if prev is None:
+                self._problem(row, seq, "inserted", "first row does not start from the genesis hash")
+            else:
+                self._problem(
+                    prev, prev_seq, "edited", f"row hash changed; seq {seq} links to a different row"
+                )
+        self.last_seq = max(seq, self.last_seq)
+        self.last_hash = row["row_hash"]
+        self._last_row = row
+
+    def finish(self, head_seq: int | None, head_hash: str | None) -> None:
+        if head_seq is None or head_hash is None:
+            if self.rows:
+                self._problem(None, self.last_seq, "edited", "chain head is missing")
+            return
+        if head_seq > self.last_seq:
+            first = self.last_seq + 1
+            span = f"seq {first}" if first == head_seq else f"seq {first}-{head_seq}"
+            self._problem(None, first, "deleted", f"{span} missing at the end (chain head is seq {head_seq})")
+        elif head_seq < self.last_seq:
+            self._problem(
+                self._last_row,
+                self.last_seq,
+                "inserted",
+                f"rows after the chain head (seq {head_seq}) were not appended through the ledger",
+            )
+        elif head_hash != self.last_hash:
+            self._problem(self._last_row, self.last_seq, "edited", "last row differs from the chain head")

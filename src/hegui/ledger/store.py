@@ -1,0 +1,628 @@
+"""The ledger: hegui's durable system of record.
+
+:class:`Ledger` appends decision records to the hash-chained ``decisions`` table, each committed
+before the call returns, and keeps the accounts and API keys the gateway authenticates with.
+Appends from many threads and processes serialise on the chain head (SQLite ``BEGIN IMMEDIATE``,
+PostgreSQL ``SELECT … FOR UPDATE`` on the ``chain_heads`` row), so the chain never forks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from hegui.ledger import schema
+from hegui.ledger.chain import (
+    CHAINED_TABLES,
+    DECISION_FIELDS,
+    ChainVerifier,
+    clean_json,
+    clean_text,
+    row_hash,
+)
+from hegui.ledger.config import LedgerConfig
+from hegui.ledger.errors import LedgerError, LedgerNotFound, LedgerOpenError
+from hegui.ledger.identifiers import hash_identifier, looks_personal
+from hegui.ledger.models import (
+    AccountRow,
+    ApiKeyRow,
+    Base,
+    ChainHead,
+    Decision,
+    LedgerMeta,
+    utcnow,
+)
+from hegui.ledger.records import KINDS, Account, ApiKey, DecisionRecord, DecisionRow, VerifyReport
+
+if TYPE_CHECKING:
+    from hegui.config import HeguiConfig
+
+KEY_PREFIX = "hg-"
+"""Every generated API key starts with this, so leaked keys are easy to spot in code and logs."""
+KEY_DISPLAY_CHARS = 10
+VERIFY_BATCH = 2000
+_SALT_META_KEY = "identifier_salt"
+
+_decisions = Decision.__table__
+_heads = ChainHead.__table__
+
+
+def _first_line(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    text = str(orig).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+def redact_url(url: str | URL) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return str(url)
+
+
+def key_hash(plaintext: str) -> str:
+    # API keys are long random tokens, so an unsalted SHA-256 cannot be reversed by guessing.
+    return hashlib.sha256(plaintext.encode("utf-8")).hexdigest()
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    """Cut caller-supplied strings to the column's length (PostgreSQL refuses longer ones)."""
+    value = clean_text(value)
+    return None if value is None else value[:length]
+
+
+def _parse_url(url: str | URL) -> URL:
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        raise LedgerOpenError(
+            f"invalid ledger URL {str(url)!r}: expected sqlite:///path.db or postgresql+psycopg://user@host/db"
+        ) from None
+    if u.drivername == "postgresql":
+        u = u.set(drivername="postgresql+psycopg")
+    backend = u.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise LedgerOpenError(
+            f"unsupported ledger URL {redact_url(u)!r}: use sqlite:///path.db or postgresql+psycopg://…"
+        )
+    return u
+
+
+def resolve_sqlite_path(url: str, base_dir: Path | None) -> str:
+    """A relative SQLite path in the config means relative to the config file's folder."""
+    if base_dir is None:
+        return url
+    try:
+        u = make_url(url)
+    except ArgumentError:
+        return url
+    if u.get_backend_name() != "sqlite" or not u.database or u.database == ":memory:":
+        return url
+    p = Path(u.database).expanduser()
+    if p.is_absolute():
+        return url
+    return u.set(database=str(base_dir / p)).render_as_string(hide_password=False)
+
+
+def _sqlite_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
+    connect_args = {"check_same_thread": False, "timeout": cfg.busy_timeout_ms / 1000}
+    connect_args.update(opts.pop("connect_args", {}))
+    memory = not u.database or u.database == ":memory:"
+    if memory:
+        opts.setdefault("poolclass", StaticPool)
+    engine = sa.create_engine(u, connect_args=connect_args, **opts)
+    synchronous = cfg.sqlite_synchronous
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # Take transaction control from the sqlite3 module so BEGIN IMMEDIATE is possible.
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout={int(cfg.busy_timeout_ms)}")
+        if not memory:
+            cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute(f"PRAGMA synchronous={synchronous}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine
+
+
+def _postgres_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
+    connect_args: dict[str, Any] = {"connect_timeout": cfg.connect_timeout_s}
+    connect_args.update(opts.pop("connect_args", {}))
+    opts.setdefault("pool_size", cfg.pool_size)
+    opts.setdefault("pool_pre_ping", True)
+    return sa.create_engine(u, connect_args=connect_args, **opts)
+
+
+class Ledger:
+    """The system of record. Thread-safe; one instance per process is enough."""
+
+    def __init__(self, engine: Engine, config: LedgerConfig | None = None) -> None:
+        self.engine = engine
+        self.config = config or LedgerConfig(url=engine.url.render_as_string(hide_password=False))
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._db_salt: str | None = None
+
+    # ----------------------------------------------------------------- opening and closing
+
+    @classmethod
+    def open(
+        cls, url: str, *, create: bool = True, config: LedgerConfig | None = None, **opts: Any
+    ) -> Ledger:
+        """Open the ledger at ``url``. ``create=True`` migrates the schema to head (creating the
+        database file for SQLite); ``create=False`` requires an existing ledger at head.
+
+        ``opts`` go to :func:`sqlalchemy.create_engine` (e.g. ``connect_args``).
+        Raises :class:`LedgerOpenError` (one line, no secrets) when it cannot.
+        """
+        cfg = (config or LedgerConfig()).model_copy(update={"url": url})
+        u = _parse_url(url)
+        if u.get_backend_name() == "sqlite":
+            if not create and u.database and u.database != ":memory:" and not Path(u.database).exists():
+                raise LedgerOpenError(f"no ledger database at {u.database}")
+            engine = _sqlite_engine(u, cfg, dict(opts))
+        else:
+            engine = _postgres_engine(u, cfg, dict(opts))
+        ledger = cls(engine, cfg)
+        try:
+            ledger._prepare(create)
+        except LedgerError:
+            engine.dispose()
+            raise
+        except (SQLAlchemyError, NoSuchModuleError, OSError) as exc:
+            engine.dispose()
+            raise LedgerOpenError(f"cannot open ledger at {redact_url(u)}: {_first_line(exc)}") from None
+        return ledger
+
+    @classmethod
+    def from_config(
+        cls, cfg: LedgerConfig | HeguiConfig, *, create: bool | None = None, base_dir: Path | None = None
+    ) -> Ledger:
+        """Open the ledger of a config: a ``LedgerConfig`` or a whole ``HeguiConfig`` (whose
+        folder relative SQLite paths are resolved against). ``create`` defaults to
+        ``ledger.auto_migrate``."""
+        ledger_cfg: LedgerConfig
+        if isinstance(cfg, LedgerConfig):
+            ledger_cfg = cfg
+        else:
+            ledger_cfg = cfg.ledger
+            base_dir = base_dir or cfg.base_dir
+        url = resolve_sqlite_path(ledger_cfg.url, base_dir)
+        return cls.open(url, create=ledger_cfg.auto_migrate if create is None else create, config=ledger_cfg)
+
+    def _prepare(self, create: bool) -> None:
+        head = schema.head_revision()
+        current = schema.current_revision(self.engine)
+        if current != head:
+            if not create:
+                where = "an empty database" if current is None else f"revision {current}"
+                raise LedgerOpenError(
+                    f"ledger at {redact_url(self.engine.url)} is {where}, not {head}: run `hegui db upgrade`"
+                )
+            schema.upgrade(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        return redact_url(self.engine.url)
+
+    # ----------------------------------------------------------------- transactions
+
+    def _begin_write(self, conn: Connection) -> None:
+        if self._sqlite:
+            conn.execution_options(sqlite_begin="IMMEDIATE")
+
+    # ----------------------------------------------------------------- identifiers
+
+    def hash_identifier(self, value: str) -> str:
+        """Salted hash of ``value`` (salt from ``$<ledger.identifier_salt_env>``, else the
+        database's own random salt)."""
+        return hash_identifier(value, self._salt())
+
+    def protect_identifier(self, value: str | None) -> str | None:
+        """``value`` as the ledger stores it: hashed when it looks like personal data, unless
+        ``ledger.store_raw`` is set."""
+        if value is None or self.config.store_raw or not looks_personal(value):
+            return value
+        return self.hash_identifier(value)
+
+    def _salt(self) -> str:
+        env = os.environ.get(self.config.identifier_salt_env)
+        if env:
+            return env
+        if self._db_salt is None:
+            self._db_salt = self._meta_value(_SALT_META_KEY, lambda: secrets.token_hex(32))
+        return self._db_salt
+
+    def _meta_value(self, key: str, make: Callable[[], str]) -> str:
+        meta = LedgerMeta.__table__
+        query = sa.select(meta.c.value).where(meta.c.key == key)
+        with self.engine.connect() as conn:
+            found = conn.execute(query).scalar_one_or_none()
+        if found is not None:
+            return str(found)
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(sa.insert(meta).values(key=key, value=make()))
+        except IntegrityError:
+            pass  # another process made it first; use theirs
+        with self.engine.connect() as conn:
+            return str(conn.execute(query).scalar_one())
+
+    # ----------------------------------------------------------------- decisions
+
+    def _decision_values(self, rec: DecisionRecord) -> dict[str, Any]:
+        if rec.kind not in KINDS:
+            raise ValueError(f"unknown decision kind {rec.kind!r}; expected one of {', '.join(KINDS)}")
+        created = rec.created_at or utcnow()
+        if created.tzinfo is None:
+            created = created.replace(tzinfo=UTC)
+        created = created.astimezone(UTC)
+        excerpt = clean_text(rec.excerpt or "") or ""
+        return {
+            "kind": rec.kind,
+            "decision_id": _fit(rec.decision_id, 64),
+            "request_id": _fit(rec.request_id, 128),
+            "account_id": _fit(self.protect_identifier(rec.account_id), 128),
+            "api_key_id": _fit(rec.api_key_id, 64),
+            "model": _fit(rec.model, 200),
+            "direction": _fit(rec.direction, 16),
+            "scene": _fit(rec.scene, 64),
+            "action": _fit(str(rec.action), 16),
+            "risks": clean_json([str(r) for r in rec.risks]),
+            "findings": clean_json(list(rec.findings)),
+            "detector_ms": clean_json({str(k): round(float(v), 3) for k, v in rec.detector_ms.items()}),
+            "excerpt": excerpt[: self.config.excerpt_chars],
+            "stream": None if rec.stream is None else clean_json(rec.stream),
+            "created_at": created,
+        }
+
+    def _append(self, values: dict[str, Any]) -> int:
+        try:
+            with self.engine.connect() as conn:
+                self._begin_write(conn)
+                with conn.begin():
+                    head = conn.execute(
+                        sa.select(_heads.c.seq, _heads.c.row_hash)
+                        .where(_heads.c.chain == "decisions")
+                        .with_for_update()
+                    ).one_or_none()
+                    if head is None:
+                        raise LedgerError("the decisions chain head is missing; run `hegui ledger verify`")
+                    seq = int(head.seq) + 1
+                    values["seq"] = seq
+                    values["prev_hash"] = head.row_hash
+                    values["row_hash"] = row_hash(head.row_hash, values, DECISION_FIELDS)
+                    result = conn.execute(sa.insert(_decisions).values(**values))
+                    conn.execute(
+                        sa.update(_heads)
+                        .where(_heads.c.chain == "decisions")
+                        .values(seq=seq, row_hash=values["row_hash"])
+                    )
+                    pk = result.inserted_primary_key
+                    assert pk is not None
+                    return int(pk[0])
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot record decision: {_first_line(exc)}") from exc
+
+    def record_decision(self, rec: DecisionRecord) -> int:
+        """Append ``rec`` to the chain; it is committed before this returns. Returns the row id.
+
+        Raises :class:`LedgerError` when it cannot be recorded (the caller must fail closed).
+        """
+        return self._append(self._decision_values(rec))
+
+    async def arecord_decision(self, rec: DecisionRecord) -> int:
+        """:meth:`record_decision` in a worker thread, off the event loop."""
+        return await asyncio.to_thread(self.record_decision, rec)
+
+    def open_stream(self, rec: DecisionRecord) -> int:
+        """Record that a streamed output started (``kind="stream_open"``), before anything is sent.
+
+        The stream's final :meth:`record_decision` (with ``stream`` set) closes it; a stream that
+        was opened and never closed is what a crash mid-stream leaves (:meth:`open_streams`).
+        """
+        rec = DecisionRecord(**{**rec.__dict__, "kind": "stream_open"})
+        if rec.stream is None:
+            rec.stream = {"sent_chars": 0, "cut": False, "client_disconnected": False, "upstream_error": None}
+        return self.record_decision(rec)
+
+    async def aopen_stream(self, rec: DecisionRecord) -> int:
+        return await asyncio.to_thread(self.open_stream, rec)
+
+    def update_stream(self, decision_id: str, stream: Mapping[str, Any]) -> int:
+        """Append a ``stream_progress`` checkpoint (how much of the stream was sent so far).
+
+        The chain is append-only, so this never edits the opening row; it copies the request's
+        identifying fields from the latest row of ``decision_id`` into a new row.
+        """
+        latest = self._latest_row(decision_id)
+        rec = DecisionRecord(
+            decision_id=decision_id,
+            request_id=latest.request_id if latest else "",
+            account_id=latest.account_id if latest else None,
+            api_key_id=latest.api_key_id if latest else None,
+            model=latest.model if latest else None,
+            direction=latest.direction if latest else "output",
+            scene=latest.scene if latest else "",
+            action=latest.action if latest else "pending",
+            risks=list(latest.risks) if latest else [],
+            findings=[],
+            detector_ms={},
+            excerpt="",
+            stream=dict(stream),
+            kind="stream_progress",
+        )
+        values = self._decision_values(rec)
+        if latest is not None:
+            values["account_id"] = latest.account_id  # already protected when first stored
+        return self._append(values)
+
+    async def aupdate_stream(self, decision_id: str, stream: Mapping[str, Any]) -> int:
+        return await asyncio.to_thread(self.update_stream, decision_id, stream)
+
+    def _latest_row(self, decision_id: str) -> DecisionRow | None:
+        rows = self.decisions(decision_id=decision_id, limit=1)
+        return rows[0] if rows else None
+
+    def decisions(
+        self,
+        *,
+        limit: int | None = 100,
+        decision_id: str | None = None,
+        request_id: str | None = None,
+        account_id: str | None = None,
+        kind: str | None = None,
+        since: datetime | None = None,
+        after_seq: int | None = None,
+        newest_first: bool = True,
+    ) -> list[DecisionRow]:
+        """Stored decision rows, newest first unless ``newest_first=False``."""
+        q = sa.select(_decisions)
+        if decision_id is not None:
+            q = q.where(_decisions.c.decision_id == decision_id)
+        if request_id is not None:
+            q = q.where(_decisions.c.request_id == request_id)
+        if account_id is not None:
+            q = q.where(_decisions.c.account_id == self.protect_identifier(account_id))
+        if kind is not None:
+            q = q.where(_decisions.c.kind == kind)
+        if since is not None:
+            q = q.where(_decisions.c.created_at >= since)
+        if after_seq is not None:
+            q = q.where(_decisions.c.seq > after_seq)
+        q = q.order_by(_decisions.c.seq.desc() if newest_first else _decisions.c.seq.asc())
+        if limit is not None:
+            q = q.limit(limit)
+        try:
+            with self.engine.connect() as conn:
+                return [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read decisions: {_first_line(exc)}") from exc
+
+    def open_streams(self) -> list[DecisionRow]:
+        """``stream_open`` rows whose stream never got its final decision record: streams cut off
+        by a crash. Each comes with the last checkpoint's ``stream`` when there was one."""
+        closed = sa.select(_decisions.c.decision_id).where(_decisions.c.kind == "decision")
+        q = (
+            sa.select(_decisions)
+            .where(_decisions.c.kind == "stream_open", _decisions.c.decision_id.not_in(closed))
+            .order_by(_decisions.c.seq)
+        )
+        with self.engine.connect() as conn:
+            opened = [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
+        out = []
+        for row in opened:
+            latest = self._latest_row(row.decision_id)
+            if latest is not None and latest.kind == "stream_progress":
+                row = DecisionRow(**{**row.__dict__, "stream": latest.stream})
+            out.append(row)
+        return out
+
+    def count_decisions(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).select_from(_decisions)).scalar_one())
+
+    # ----------------------------------------------------------------- verification
+
+    def chain_heads(self) -> dict[str, tuple[int, str]]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash)).all()
+        return {r.chain: (int(r.seq), r.row_hash) for r in rows}
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every chained row and check every link, in one consistent snapshot."""
+        report = VerifyReport()
+        try:
+            with self.engine.connect() as conn:
+                if not self._sqlite:
+                    conn.execution_options(isolation_level="REPEATABLE READ")
+                with conn.begin():
+                    heads = {
+                        r.chain: (int(r.seq), str(r.row_hash))
+                        for r in conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash))
+                    }
+                    for table_name, fields in CHAINED_TABLES.items():
+                        table = Base.metadata.tables[table_name]
+                        verifier = ChainVerifier(table_name, fields)
+                        last = 0
+                        while True:
+                            batch = conn.execute(
+                                sa.select(table).where(table.c.seq > last).order_by(table.c.seq).limit(VERIFY_BATCH)
+                            ).all()
+                            for r in batch:
+                                verifier.check(r._mapping)
+                            if len(batch) < VERIFY_BATCH:
+                                break
+                            last = int(batch[-1].seq)
+                        head = heads.get(table_name)
+                        verifier.finish(*(head if head else (None, None)))
+                        report.rows_checked += verifier.rows
+                        report.problems.extend(verifier.problems)
+                        if head:
+                            report.heads[table_name] = head
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot verify the ledger: {_first_line(exc)}") from exc
+        return report
+
+    # ----------------------------------------------------------------- accounts and keys
+
+    def create_account(self, name: str, *, external_id: str | None = None, account_id: str | None = None) -> str:
+        """Create an account; returns its id. ``external_id`` (the caller's own user id) is hashed
+        when it looks like personal data."""
+        acc_id = account_id or "acc_" + secrets.token_hex(8)
+        accounts = AccountRow.__table__
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(
+                    sa.insert(accounts).values(
+                        id=acc_id,
+                        name=_fit(name, 200) or "",
+                        external_id=_fit(self.protect_identifier(external_id), 200),
+                        created_at=utcnow(),
+                    )
+                )
+        except IntegrityError:
+            raise LedgerError(f"an account with id {acc_id} or that external id already exists") from None
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot create account: {_first_line(exc)}") from exc
+        return acc_id
+
+    def ensure_account(self, account_id: str, name: str = "") -> str:
+        """Create the account ``account_id`` unless it exists (safe when several workers race)."""
+        if self.get_account(account_id) is None:
+            try:
+                self.create_account(name or account_id, account_id=account_id)
+            except LedgerError:
+                if self.get_account(account_id) is None:
+                    raise
+        return account_id
+
+    def get_account(self, account_id: str) -> Account | None:
+        accounts = AccountRow.__table__
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).one_or_none()
+        return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
+
+    def find_account(self, external_id: str) -> Account | None:
+        """The account whose external id is ``external_id`` (hashed the same way first)."""
+        accounts = AccountRow.__table__
+        stored = self.protect_identifier(external_id)
+        with self.engine.connect() as conn:
+            r = conn.execute(sa.select(accounts).where(accounts.c.external_id == stored)).one_or_none()
+        return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
+
+    def _insert_key(self, account_id: str, plaintext: str, *, key_id: str, admin: bool, name: str) -> None:
+        if self.get_account(account_id) is None:
+            raise LedgerNotFound(f"no account {account_id}")
+        keys = ApiKeyRow.__table__
+        with self.engine.begin() as conn:
+            conn.execute(
+                sa.insert(keys).values(
+                    id=key_id,
+                    account_id=account_id,
+                    name=_fit(name, 200) or "",
+                    prefix=plaintext[:KEY_DISPLAY_CHARS],
+                    key_hash=key_hash(plaintext),
+                    admin=admin,
+                    created_at=utcnow(),
+                    revoked_at=None,
+                )
+            )
+
+    def create_api_key(self, account_id: str, *, admin: bool = False, name: str = "") -> tuple[str, str]:
+        """Create a key for ``account_id``; returns ``(key id, plaintext key)``. The plaintext is
+        shown this once: only its SHA-256 and a short display prefix are stored."""
+        plaintext = KEY_PREFIX + secrets.token_urlsafe(32)
+        key_id = "key_" + secrets.token_hex(8)
+        try:
+            self._insert_key(account_id, plaintext, key_id=key_id, admin=admin, name=name)
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot create API key: {_first_line(exc)}") from exc
+        return key_id, plaintext
+
+    def ensure_api_key(self, account_id: str, plaintext: str, *, admin: bool = False, name: str = "") -> str:
+        """Register a key whose plaintext the caller chose (the documented demo key); returns its
+        id. Idempotent and safe when several workers race."""
+        existing = self.lookup_api_key(plaintext)
+        if existing is not None:
+            if existing.account_id != account_id:
+                raise LedgerError(f"that API key already belongs to account {existing.account_id}")
+            return existing.id
+        key_id = "key_" + key_hash(plaintext)[:16]
+        try:
+            self._insert_key(account_id, plaintext, key_id=key_id, admin=admin, name=name)
+        except IntegrityError:
+            if self.lookup_api_key(plaintext) is None:
+                raise LedgerError("cannot register API key: id collision") from None
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot register API key: {_first_line(exc)}") from exc
+        return key_id
+
+    def lookup_api_key(self, plaintext: str) -> ApiKey | None:
+        """The key with this plaintext, revoked or not (check ``.revoked``), or None."""
+        keys = ApiKeyRow.__table__
+        try:
+            with self.engine.connect() as conn:
+                r = conn.execute(sa.select(keys).where(keys.c.key_hash == key_hash(plaintext))).one_or_none()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot look up API key: {_first_line(exc)}") from exc
+        return None if r is None else self._api_key(r)
+
+    @staticmethod
+    def _api_key(r: Any) -> ApiKey:
+        return ApiKey(
+            id=r.id,
+            account_id=r.account_id,
+            admin=bool(r.admin),
+            revoked=r.revoked_at is not None,
+            name=r.name,
+            prefix=r.prefix,
+        )
+
+    async def alookup_api_key(self, plaintext: str) -> ApiKey | None:
+        return await asyncio.to_thread(self.lookup_api_key, plaintext)
+
+    def revoke_api_key(self, key_id: str) -> None:
+        keys = ApiKeyRow.__table__
+        with self.engine.begin() as conn:
+            n = conn.execute(
+                sa.update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+            ).rowcount
+            if n == 0 and conn.execute(sa.select(keys.c.id).where(keys.c.id == key_id)).first() is None:
+                raise LedgerNotFound(f"no API key {key_id}")
+
+    def api_keys(self, account_id: str | None = None) -> list[ApiKey]:
+        keys = ApiKeyRow.__table__
+        q = sa.select(keys).order_by(keys.c.created_at)
+        if account_id is not None:
+            q = q.where(keys.c.account_id == account_id)
+        with self.engine.connect() as conn:
+            return [self._api_key(r) for r in conn.execute(q)]
