@@ -33,7 +33,10 @@ def looks_personal(value: str) -> bool:
         return True
     compact = _SEPARATORS.sub("", v)
     return bool(
-        _CN_MOBILE.match(compact) or _E164.match(compact) or _RESIDENT_ID.match(compact) or _DIGITS.match(compact)
+        _CN_MOBILE.match(compact)
+        or _E164.match(compact)
+        or _RESIDENT_ID.match(compact)
+        or _DIGITS.match(compact)
     )
 
 

@@ -9,17 +9,17 @@ the verifier compares it with the table so that rows cut from the end are notice
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
-    MetaData,
     BigInteger,
     Boolean,
     DateTime,
     Dialect,
     ForeignKey,
     Integer,
+    MetaData,
     String,
     Text,
     TypeDecorator,
@@ -70,7 +70,7 @@ class Base(DeclarativeBase):
             "fk": "fk_%(table_name)s_%(column_0_name)s",
         }
     )
-    type_annotation_map: dict[Any, Any] = {datetime: UTCDateTime}
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime}
 
 
 class Decision(Base):
@@ -132,5 +132,3 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
-
-

@@ -55,8 +55,11 @@ KEY_DISPLAY_CHARS = 10
 VERIFY_BATCH = 2000
 _SALT_META_KEY = "identifier_salt"
 
-_decisions = Decision.__table__
-_heads = ChainHead.__table__
+_decisions = Base.metadata.tables[Decision.__tablename__]
+_heads = Base.metadata.tables[ChainHead.__tablename__]
+_meta = Base.metadata.tables[LedgerMeta.__tablename__]
+_accounts = Base.metadata.tables[AccountRow.__tablename__]
+_keys = Base.metadata.tables[ApiKeyRow.__tablename__]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -262,15 +265,14 @@ class Ledger:
         return self._db_salt
 
     def _meta_value(self, key: str, make: Callable[[], str]) -> str:
-        meta = LedgerMeta.__table__
-        query = sa.select(meta.c.value).where(meta.c.key == key)
+        query = sa.select(_meta.c.value).where(_meta.c.key == key)
         with self.engine.connect() as conn:
             found = conn.execute(query).scalar_one_or_none()
         if found is not None:
             return str(found)
         try:
             with self.engine.begin() as conn:
-                conn.execute(sa.insert(meta).values(key=key, value=make()))
+                conn.execute(sa.insert(_meta).values(key=key, value=make()))
         except IntegrityError:
             pass  # another process made it first; use theirs
         with self.engine.connect() as conn:
@@ -475,10 +477,13 @@ class Ledger:
                         last = 0
                         while True:
                             batch = conn.execute(
-                                sa.select(table).where(table.c.seq > last).order_by(table.c.seq).limit(VERIFY_BATCH)
+                                sa.select(table)
+                                .where(table.c.seq > last)
+                                .order_by(table.c.seq)
+                                .limit(VERIFY_BATCH)
                             ).all()
                             for r in batch:
-                                verifier.check(r._mapping)
+                                verifier.check(dict(r._mapping))
                             if len(batch) < VERIFY_BATCH:
                                 break
                             last = int(batch[-1].seq)
@@ -494,15 +499,16 @@ class Ledger:
 
     # ----------------------------------------------------------------- accounts and keys
 
-    def create_account(self, name: str, *, external_id: str | None = None, account_id: str | None = None) -> str:
+    def create_account(
+        self, name: str, *, external_id: str | None = None, account_id: str | None = None
+    ) -> str:
         """Create an account; returns its id. ``external_id`` (the caller's own user id) is hashed
         when it looks like personal data."""
         acc_id = account_id or "acc_" + secrets.token_hex(8)
-        accounts = AccountRow.__table__
         try:
             with self.engine.begin() as conn:
                 conn.execute(
-                    sa.insert(accounts).values(
+                    sa.insert(_accounts).values(
                         id=acc_id,
                         name=_fit(name, 200) or "",
                         external_id=_fit(self.protect_identifier(external_id), 200),
@@ -526,26 +532,23 @@ class Ledger:
         return account_id
 
     def get_account(self, account_id: str) -> Account | None:
-        accounts = AccountRow.__table__
         with self.engine.connect() as conn:
-            r = conn.execute(sa.select(accounts).where(accounts.c.id == account_id)).one_or_none()
+            r = conn.execute(sa.select(_accounts).where(_accounts.c.id == account_id)).one_or_none()
         return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
 
     def find_account(self, external_id: str) -> Account | None:
         """The account whose external id is ``external_id`` (hashed the same way first)."""
-        accounts = AccountRow.__table__
         stored = self.protect_identifier(external_id)
         with self.engine.connect() as conn:
-            r = conn.execute(sa.select(accounts).where(accounts.c.external_id == stored)).one_or_none()
+            r = conn.execute(sa.select(_accounts).where(_accounts.c.external_id == stored)).one_or_none()
         return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
 
     def _insert_key(self, account_id: str, plaintext: str, *, key_id: str, admin: bool, name: str) -> None:
         if self.get_account(account_id) is None:
             raise LedgerNotFound(f"no account {account_id}")
-        keys = ApiKeyRow.__table__
         with self.engine.begin() as conn:
             conn.execute(
-                sa.insert(keys).values(
+                sa.insert(_keys).values(
                     id=key_id,
                     account_id=account_id,
                     name=_fit(name, 200) or "",
@@ -588,10 +591,11 @@ class Ledger:
 
     def lookup_api_key(self, plaintext: str) -> ApiKey | None:
         """The key with this plaintext, revoked or not (check ``.revoked``), or None."""
-        keys = ApiKeyRow.__table__
         try:
             with self.engine.connect() as conn:
-                r = conn.execute(sa.select(keys).where(keys.c.key_hash == key_hash(plaintext))).one_or_none()
+                r = conn.execute(
+                    sa.select(_keys).where(_keys.c.key_hash == key_hash(plaintext))
+                ).one_or_none()
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot look up API key: {_first_line(exc)}") from exc
         return None if r is None else self._api_key(r)
@@ -611,18 +615,18 @@ class Ledger:
         return await asyncio.to_thread(self.lookup_api_key, plaintext)
 
     def revoke_api_key(self, key_id: str) -> None:
-        keys = ApiKeyRow.__table__
         with self.engine.begin() as conn:
             n = conn.execute(
-                sa.update(keys).where(keys.c.id == key_id, keys.c.revoked_at.is_(None)).values(revoked_at=utcnow())
+                sa.update(_keys)
+                .where(_keys.c.id == key_id, _keys.c.revoked_at.is_(None))
+                .values(revoked_at=utcnow())
             ).rowcount
-            if n == 0 and conn.execute(sa.select(keys.c.id).where(keys.c.id == key_id)).first() is None:
+            if n == 0 and conn.execute(sa.select(_keys.c.id).where(_keys.c.id == key_id)).first() is None:
                 raise LedgerNotFound(f"no API key {key_id}")
 
     def api_keys(self, account_id: str | None = None) -> list[ApiKey]:
-        keys = ApiKeyRow.__table__
-        q = sa.select(keys).order_by(keys.c.created_at)
+        q = sa.select(_keys).order_by(_keys.c.created_at)
         if account_id is not None:
-            q = q.where(keys.c.account_id == account_id)
+            q = q.where(_keys.c.account_id == account_id)
         with self.engine.connect() as conn:
             return [self._api_key(r) for r in conn.execute(q)]
