@@ -1,17 +1,81 @@
-"""Gateway settings (PLACEHOLDER; the gateway work fills this in)."""
+"""Gateway settings: the ``gateway:`` section and the ``upstreams:`` list of ``hegui.yaml``.
+
+Every key is documented in ``docs/gateway.md``; a test checks that the table there lists them all.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import os
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+DEMO_BASE_URL = "demo"
 
 
 class UpstreamConfig(BaseModel):
+    """One OpenAI-compatible model server the gateway forwards to."""
+
     model_config = ConfigDict(extra="forbid")
     name: str = "default"
-    base_url: str = "demo"
+    """Name used in logs, metrics and the ``hegui.upstream`` field of responses."""
+    base_url: str = DEMO_BASE_URL
+    """``http(s)://host:port/v1`` of the server, or ``demo`` for the built-in demo model."""
+    api_key: str | None = None
+    """Key sent upstream as ``Authorization: Bearer``; prefer ``api_key_env``."""
+    api_key_env: str | None = None
+    """Environment variable holding the upstream key (read at start-up)."""
+    models: list[str] = Field(default_factory=lambda: ["*"])
+    """Model names or shell globs (``qwen*``) routed to this upstream, in failover order."""
+    timeout: float = Field(default=60.0, gt=0)
+    """Seconds to wait for a response (non-streamed) or for each streamed chunk."""
+    connect_timeout: float = Field(default=5.0, gt=0)
+    """Seconds to wait for a TCP connection before failing over."""
+    retries: int = Field(default=0, ge=0, le=10)
+    """Extra attempts on this upstream (connect error, timeout, 5xx) before the next one."""
+    token_delay_ms: float = Field(default=0.0, ge=0)
+    """Demo upstream only: pause between streamed tokens."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        v = value.strip().rstrip("/")
+        if v != DEMO_BASE_URL and not v.startswith(("http://", "https://")):
+            raise ValueError("must be 'demo' or an http(s):// URL such as http://127.0.0.1:8001/v1")
+        return v
+
+    @property
+    def is_demo(self) -> bool:
+        return self.base_url == DEMO_BASE_URL
+
+    def resolved_api_key(self) -> str | None:
+        if self.api_key_env:
+            return os.environ.get(self.api_key_env) or self.api_key
+        return self.api_key
 
 
 class GatewayConfig(BaseModel):
+    """How ``hegui serve`` listens, authenticates and behaves when a part fails."""
+
     model_config = ConfigDict(extra="forbid")
     host: str = "127.0.0.1"
-    port: int = 8000
+    """Address ``hegui serve`` binds to (``--host`` overrides)."""
+    port: int = Field(default=8000, ge=0, le=65535)
+    """Port ``hegui serve`` listens on (``--port`` overrides)."""
+    workers: int = Field(default=1, ge=1, le=64)
+    """Worker processes (``--workers`` overrides); >1 uses prometheus multiprocess mode."""
+    admin_key_env: str = "HEGUI_ADMIN_KEY"
+    """Environment variable holding the admin key for ``/admin/*`` routes."""
+    admin_key: str | None = None
+    """Admin key in the file itself (only for local use; prefer ``admin_key_env``)."""
+    default_scene: str = "default"
+    """Scene used when neither the API key nor the request names one."""
+    scenes: list[str] = Field(default_factory=lambda: ["default"])
+    """Scenes a client may pick with the ``x-hegui-scene`` header; anything else is a 400."""
+    fail_open_scenes: list[str] = Field(default_factory=list)
+    """Scenes where a moderation or ledger failure lets the request through (logged, counted)."""
+    auth_cache_seconds: float = Field(default=30.0, ge=0)
+    """How long a verified API key is cached in the worker (0 = look it up every request)."""
+    max_body_bytes: int = Field(default=2_000_000, gt=0)
+    """Largest request body accepted (413 above)."""
+    request_timeout: float = Field(default=300.0, gt=0)
+    """Upper bound on one whole streamed response, seconds; the stream is then ended cleanly."""

@@ -1,0 +1,177 @@
+"""The gateway ASGI app: :func:`create_app` for code and tests, :func:`create_app_from_env` for
+``uvicorn --factory`` with several workers (the config path travels in ``HEGUI_CONFIG``)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hegui.config import HeguiConfig, load_config
+from hegui.errors import ConfigError
+from hegui.gateway.errors import GatewayError
+from hegui.gateway.metrics import GatewayMetrics
+from hegui.gateway.routes import Gateway
+from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
+from hegui.moderation import Moderator
+
+log = logging.getLogger("hegui.gateway")
+
+CONFIG_ENV = "HEGUI_CONFIG"
+
+ROUTES = (
+    "/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/moderations", "/healthz", "/readyz",
+    "/metrics", "/admin/keys", "/admin/reload",
+)
+
+
+class MetricsMiddleware:
+    """Counts every request by route and status and times it to the last byte (streams included)."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path = scope.get("path", "")
+        route = path if path in ROUTES else "other"
+        status = 500
+        t0 = time.perf_counter()
+
+        async def wrapped(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, wrapped)
+        finally:
+            self.metrics.requests.labels(route, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - t0)
+
+
+async def _gateway_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, GatewayError)
+    return exc.response()
+
+
+async def _upstream_rejected(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UpstreamRejected)
+    return JSONResponse(exc.body, status_code=exc.status)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+    return GatewayError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code).response()
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unexpected error on %s", request.url.path, exc_info=exc)
+    return GatewayError(500, "internal error in the hegui gateway", type="server_error", code="internal_error").response()
+
+
+def check_scenes(cfg: HeguiConfig, moderator: Moderator) -> None:
+    """Every scene the gateway can pick must exist in the policy, or requests would fail later."""
+    for scene in {cfg.gateway.default_scene, *cfg.gateway.scenes, *cfg.gateway.fail_open_scenes}:
+        if not moderator.policy.has_scene(scene):
+            declared = ", ".join(sorted(moderator.policy.scenes))
+            raise ConfigError(f"{cfg.source}: gateway: scene {scene!r} is not declared in the policy "
+                              f"(declared: {declared})")
+
+
+def check_upstreams(cfg: HeguiConfig) -> None:
+    names = [u.name for u in cfg.upstreams]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"{cfg.source}: upstreams: name {dup[0]!r} is used twice")
+    if not cfg.upstreams:
+        raise ConfigError(f"{cfg.source}: upstreams: at least one upstream is needed")
+
+
+def open_ledger(cfg: HeguiConfig) -> Any:
+    from hegui.ledger.store import Ledger
+
+    return Ledger.from_config(cfg)
+
+
+def create_app(
+    cfg: HeguiConfig,
+    *,
+    moderator: Moderator | None = None,
+    ledger: Any = None,
+    metrics: GatewayMetrics | None = None,
+) -> Starlette:
+    """Build the gateway for ``cfg``. ``moderator`` and ``ledger`` default to ones built from ``cfg``;
+    a ledger passed in is not closed by the app."""
+    check_upstreams(cfg)
+    moderator = moderator or Moderator.from_config(cfg)
+    check_scenes(cfg, moderator)
+    owns_ledger = ledger is None
+    ledger = ledger if ledger is not None else open_ledger(cfg)
+    metrics = metrics or GatewayMetrics()
+    client = httpx.AsyncClient(
+        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), follow_redirects=False,
+    )
+
+    def upstream_failed(exc: UpstreamFailure) -> None:
+        metrics.upstream_errors.labels(exc.upstream, exc.kind).inc()
+
+    router = UpstreamRouter(cfg.upstreams, client, on_failure=upstream_failed)
+    gw = Gateway(cfg, moderator, ledger, router, metrics)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+            if owns_ledger:
+                close = getattr(ledger, "close", None)
+                if callable(close):
+                    close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", gw.chat_completions, methods=["POST"]),
+            Route("/v1/completions", gw.completions, methods=["POST"]),
+            Route("/v1/models", gw.models, methods=["GET"]),
+            Route("/v1/moderations", gw.moderations, methods=["POST"]),
+            Route("/healthz", gw.healthz, methods=["GET"]),
+            Route("/readyz", gw.readyz, methods=["GET"]),
+            Route("/metrics", gw.metrics_route, methods=["GET"]),
+            Route("/admin/keys", gw.admin_keys, methods=["POST"]),
+            Route("/admin/reload", gw.admin_reload, methods=["POST"]),
+        ],
+        exception_handlers={
+            GatewayError: _gateway_error,
+            UpstreamRejected: _upstream_rejected,
+            HTTPException: _http_error,
+            Exception: _server_error,
+        },
+        lifespan=lifespan,
+    )
+    app.state.gateway = gw
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app
+
+
+def create_app_from_env() -> Starlette:
+    """App factory for ``uvicorn --factory``: reads the config named by ``$HEGUI_CONFIG``."""
+    path = os.environ.get(CONFIG_ENV) or None
+    return create_app(load_config(path))

@@ -1,0 +1,55 @@
+"""OpenAI-style error responses: ``{"error": {"message", "type", "code", "param"}}``.
+
+Clients built on the OpenAI SDK turn these into typed exceptions (``AuthenticationError``,
+``APIStatusError`` …), so every failure of the gateway is reported in this one shape.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.responses import JSONResponse
+
+
+class GatewayError(Exception):
+    """A request-level failure with its HTTP status and OpenAI error fields."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        code: str | None = None,
+        param: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type
+        self.code = code
+        self.param = param
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> GatewayError:
+    return GatewayError(400, message, param=param, code=code)
+
+
+def unauthorized(message: str) -> GatewayError:
+    return GatewayError(
+        401, message, type="authentication_error", code="invalid_api_key",
+        headers={"www-authenticate": "Bearer"},
+    )
+
+
+def service_unavailable(message: str, code: str) -> GatewayError:
+    """hegui itself cannot check the request (fail closed): the client may retry later."""
+    return GatewayError(503, message, type="hegui_unavailable", code=code)

@@ -1,0 +1,655 @@
+"""The gateway's routes: OpenAI-compatible completions with moderation and a ledger record per check.
+
+Request path: authenticate → scene → input check (record) → upstream (failover) → output check
+(whole text, or streamed through a :class:`~hegui.moderation.StreamModerator`) → record → client.
+A failure of moderation or of the ledger refuses the request unless its scene is listed in
+``gateway.fail_open_scenes``; unchecked content is never passed on in a fail-closed scene.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+import uuid
+from collections.abc import AsyncGenerator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from hegui.gateway import protocol
+from hegui.gateway.auth import KeyAuth, Principal
+from hegui.gateway.errors import GatewayError, bad_request, service_unavailable
+from hegui.gateway.metrics import GatewayMetrics
+from hegui.gateway.streaming import SSEResponse
+from hegui.gateway.upstream import OpenStream, UpstreamFailure, UpstreamRejected, UpstreamRouter
+from hegui.ledger.records import DecisionRecord
+from hegui.moderation import Moderator, StreamModerator, Verdict, new_decision_id
+from hegui.policy import Action, Direction
+
+if TYPE_CHECKING:
+    from hegui.config import HeguiConfig
+
+log = logging.getLogger("hegui.gateway")
+
+CHAT_PATH = "/chat/completions"
+COMPLETIONS_PATH = "/completions"
+SCENE_HEADER = "x-hegui-scene"
+DECISION_HEADER = "x-hegui-decision"
+
+# Approximate mapping of hegui risks onto OpenAI's moderation categories, for clients that only
+# read those; hegui's own risk codes (in the ``hegui`` field of each result) are authoritative.
+OPENAI_CATEGORIES: dict[str, tuple[str, ...]] = {
+    "A1a": ("illicit",), "A1b": ("illicit",), "A1c": ("illicit",),
+    "A1d": ("violence", "illicit/violent"), "A1e": ("hate",), "A1f": ("violence", "sexual"),
+    "A1g": ("illicit",), "A1h": ("illicit",),
+    "A2a": ("hate",), "A2b": ("hate",), "A2c": ("hate",), "A2d": ("hate",), "A2e": ("hate",),
+    "A2f": ("hate",), "A2g": ("hate",), "A2h": ("hate",), "A2i": ("hate",),
+    "A4a": ("self-harm",), "A4c": ("harassment",), "A4d": ("harassment",),
+}
+ALL_OPENAI_CATEGORIES = (
+    "harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+    "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+    "violence/graphic",
+)
+
+
+@dataclass
+class Call:
+    """One API request as the gateway handles it."""
+
+    request_id: str
+    principal: Principal
+    scene: str
+    body: dict[str, Any]
+    model: str
+    chat: bool
+    stream: bool
+    created: int = field(default_factory=lambda: int(time.time()))
+
+
+class Gateway:
+    """State shared by the routes of one app: config, moderator, ledger, upstreams, metrics."""
+
+    def __init__(self, cfg: HeguiConfig, moderator: Moderator, ledger: Any, router: UpstreamRouter,
+                 metrics: GatewayMetrics) -> None:
+        self.cfg = cfg
+        self.gw = cfg.gateway
+        self.moderator = moderator
+        self.ledger = ledger
+        self.router = router
+        self.metrics = metrics
+        self.auth = KeyAuth(ledger, cfg.gateway)
+        self._fail_open = set(cfg.gateway.fail_open_scenes)
+
+    # -- request plumbing -------------------------------------------------------------------------
+
+    async def read_json(self, request: Request) -> dict[str, Any]:
+        length = request.headers.get("content-length")
+        if length and length.isdigit() and int(length) > self.gw.max_body_bytes:
+            raise GatewayError(413, f"request body larger than {self.gw.max_body_bytes} bytes",
+                               code="request_too_large")
+        raw = await request.body()
+        if len(raw) > self.gw.max_body_bytes:
+            raise GatewayError(413, f"request body larger than {self.gw.max_body_bytes} bytes",
+                               code="request_too_large")
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        if not isinstance(body, dict):
+            raise bad_request("request body must be a JSON object", code="invalid_json")
+        return body
+
+    def scene_for(self, request: Request, principal: Principal) -> str:
+        """The key's own scene wins (a minor's key cannot opt out); otherwise the header, if allowed."""
+        if principal.scene:
+            return principal.scene
+        wanted = request.headers.get(SCENE_HEADER)
+        if wanted:
+            if wanted not in self.gw.scenes:
+                raise bad_request(
+                    f"scene {wanted!r} is not allowed (allowed: {', '.join(self.gw.scenes)})", param=SCENE_HEADER,
+                    code="invalid_scene",
+                )
+            return wanted
+        return self.gw.default_scene
+
+    async def start_call(self, request: Request, chat: bool) -> Call:
+        principal = await self.auth.authenticate(request)
+        body = await self.read_json(request)
+        model = body.get("model")
+        if not isinstance(model, str) or not model:
+            raise bad_request("'model' is required and must be a string", param="model")
+        n = body.get("n", 1)
+        if n not in (1, None):
+            raise bad_request("only n=1 is supported by hegui", param="n")
+        if chat:
+            messages = body.get("messages")
+            if not isinstance(messages, list) or not messages:
+                raise bad_request("'messages' is required and must be a non-empty list", param="messages")
+        elif "prompt" not in body:
+            raise bad_request("'prompt' is required", param="prompt")
+        return Call(
+            request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
+            body=body, model=model, chat=chat, stream=bool(body.get("stream")),
+        )
+
+    # -- moderation and records -------------------------------------------------------------------
+
+    def fails_open(self, scene: str) -> bool:
+        return scene in self._fail_open
+
+    def unchecked_verdict(self, text: str, direction: Direction, scene: str) -> Verdict:
+        """What a fail-open scene passes on when moderation failed: the text as is, marked failed."""
+        return Verdict(decision_id=new_decision_id(), action=Action.ALLOW, direction=direction, scene=scene,
+                       findings=[], text=text, failed_detectors=["moderation"], redacted="")
+
+    async def check(self, call: Call, text: str, direction: Direction) -> Verdict:
+        t0 = time.perf_counter()
+        try:
+            verdict = await self.moderator.acheck(text, direction=direction, scene=call.scene)
+        except Exception:
+            log.exception("moderation failed (%s, scene %s)", direction, call.scene)
+            if self.fails_open(call.scene):
+                self.metrics.fail_open.labels("moderation").inc()
+                verdict = self.unchecked_verdict(text, direction, call.scene)
+            else:
+                self.metrics.fail_closed.labels("moderation").inc()
+                raise service_unavailable("content moderation is unavailable; request refused",
+                                          "moderation_unavailable") from None
+        self.metrics.moderation_seconds.labels(direction).observe(time.perf_counter() - t0)
+        self.metrics.record_decision(direction, verdict.action.value, verdict.risks)
+        return verdict
+
+    def decision_record(self, call: Call, verdict: Verdict, excerpt: str,
+                        stream: dict[str, Any] | None = None) -> DecisionRecord:
+        return DecisionRecord(
+            decision_id=verdict.decision_id,
+            request_id=call.request_id,
+            account_id=call.principal.account_id,
+            api_key_id=call.principal.key_id,
+            model=call.model,
+            direction=verdict.direction,
+            scene=call.scene,
+            action=verdict.action.value,
+            risks=verdict.risks,
+            findings=[f.to_dict() for f in verdict.findings],
+            detector_ms={k: round(v, 3) for k, v in verdict.timings_ms.items()},
+            excerpt=excerpt,
+            stream=stream,
+        )
+
+    async def write(self, call: Call, record: DecisionRecord, opening: bool = False) -> None:
+        """Commit one record; a failure refuses the request unless the scene fails open.
+
+        ``opening``: the ``stream_open`` row written before a streamed answer's first byte, so that
+        a crash mid-stream still leaves a trace (``Ledger.open_streams``)."""
+        t0 = time.perf_counter()
+        try:
+            if opening:
+                await self.ledger.aopen_stream(record)
+            else:
+                await self.ledger.arecord_decision(record)
+        except Exception:
+            log.exception("ledger write failed (decision %s)", record.decision_id)
+            if self.fails_open(call.scene):
+                self.metrics.fail_open.labels("ledger").inc()
+                return
+            self.metrics.fail_closed.labels("ledger").inc()
+            raise service_unavailable("the decision ledger is unavailable; request refused",
+                                      "ledger_unavailable") from None
+        self.metrics.ledger_seconds.observe(time.perf_counter() - t0)
+
+    async def record(self, call: Call, verdict: Verdict, excerpt: str | None = None) -> None:
+        text = verdict.redacted if excerpt is None else excerpt
+        await self.write(call, self.decision_record(call, verdict, text))
+
+    # -- responses ---------------------------------------------------------------------------------
+
+    @staticmethod
+    def extension(inp: Verdict, out: Verdict | None, upstream: str | None = None) -> dict[str, Any]:
+        final = out if out is not None else inp
+        ext: dict[str, Any] = {
+            "decision": final.decision_id,
+            "decisions": {"input": inp.decision_id, "output": out.decision_id if out else None},
+            "action": final.action.value,
+            "risks": sorted(set(inp.risks) | set(out.risks if out else [])),
+        }
+        if upstream:
+            ext["upstream"] = upstream
+        return ext
+
+    def refusal_body(self, call: Call, verdict: Verdict) -> dict[str, Any]:
+        text = verdict.refusal or verdict.text
+        if call.chat:
+            body = protocol.chat_completion(protocol.new_id("chatcmpl"), call.model, text, "content_filter")
+        else:
+            body = protocol.text_completion(protocol.new_id("cmpl"), call.model, text, "content_filter")
+        body["hegui"] = self.extension(verdict, None)
+        return body
+
+    def refusal_stream(self, call: Call, verdict: Verdict) -> AsyncGenerator[bytes, None]:
+        text = verdict.refusal or verdict.text
+        cid = protocol.new_id("chatcmpl" if call.chat else "cmpl")
+        ext = self.extension(verdict, None)
+
+        async def frames() -> AsyncGenerator[bytes, None]:
+            if call.chat:
+                yield protocol.sse(protocol.chat_chunk(cid, call.model, call.created, {"role": "assistant", "content": ""}))
+                yield protocol.sse(protocol.chat_chunk(cid, call.model, call.created, {"content": text}))
+                last = protocol.chat_chunk(cid, call.model, call.created, {}, "content_filter")
+            else:
+                yield protocol.sse(protocol.text_chunk(cid, call.model, call.created, text))
+                last = protocol.text_chunk(cid, call.model, call.created, "", "content_filter")
+            last["hegui"] = ext
+            yield protocol.sse(last)
+            yield protocol.SSE_DONE
+
+        return frames()
+
+    def upstream_body(self, call: Call, verdict: Verdict) -> dict[str, Any]:
+        body = dict(call.body)
+        if verdict.action is Action.MASK and verdict.text:
+            # the upstream sees the masked prompt, never the personal data it carried
+            if call.chat:
+                messages = list(body["messages"])
+                while messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "user":
+                    messages.pop()
+                messages.append({"role": "user", "content": verdict.text})
+                body["messages"] = messages
+            else:
+                body["prompt"] = verdict.text
+        return body
+
+    # -- the completion routes ---------------------------------------------------------------------
+
+    async def chat_completions(self, request: Request) -> Response:
+        return await self.completion(request, chat=True)
+
+    async def completions(self, request: Request) -> Response:
+        return await self.completion(request, chat=False)
+
+    async def completion(self, request: Request, chat: bool) -> Response:
+        call = await self.start_call(request, chat)
+        if chat:
+            prompt = protocol.last_user_text(call.body["messages"])
+        else:
+            try:
+                prompt = protocol.prompt_text(call.body["prompt"])
+            except ValueError as exc:
+                raise bad_request(str(exc), param="prompt") from None
+        vin = await self.check(call, prompt, "input")
+        headers = {DECISION_HEADER: vin.decision_id}
+        if not vin.allowed:
+            await self.record(call, vin)
+            if call.stream:
+                return SSEResponse(self.refusal_stream(call, vin), headers=headers)
+            return JSONResponse(self.refusal_body(call, vin), headers=headers)
+        # the input record is committed while the upstream works; both must succeed before we answer
+        rec_in = asyncio.ensure_future(self.record(call, vin))
+        path = CHAT_PATH if chat else COMPLETIONS_PATH
+        body = self.upstream_body(call, vin)
+        try:
+            if call.stream:
+                return await self.open_stream(call, vin, path, body, rec_in, headers)
+            return await self.complete(call, vin, path, body, rec_in, headers)
+        finally:
+            if not rec_in.done():
+                rec_in.cancel()
+
+    async def _upstream(self, call: Call, rec_in: asyncio.Future[None],
+                        run: Callable[[], Awaitable[Any]]) -> Any:
+        t0 = time.perf_counter()
+        try:
+            result = await run()
+        except (GatewayError, UpstreamRejected):
+            await rec_in  # the input decision is on record even when the upstream fails
+            raise
+        except BaseException:
+            rec_in.cancel()
+            raise
+        self.metrics.upstream_seconds.labels("all").observe(time.perf_counter() - t0)
+        return result
+
+    async def complete(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
+                       rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
+        upstream, data = await self._upstream(call, rec_in, lambda: self.router.complete(call.model, path, body))
+        await rec_in
+        text = protocol.response_text(data)
+        vout = await self.check(call, text, "output")
+        await self.record(call, vout)
+        if vout.allowed:
+            protocol.set_response_text(data, vout.text)
+        else:
+            protocol.set_response_text(data, vout.refusal or vout.text, "content_filter")
+        data["hegui"] = self.extension(vin, vout, upstream)
+        headers[DECISION_HEADER] = vout.decision_id
+        headers["x-hegui-input-decision"] = vin.decision_id
+        return JSONResponse(data, headers=headers)
+
+    async def open_stream(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
+                          rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
+        upstream: OpenStream = await self._upstream(
+            call, rec_in, lambda: self.router.open_stream(call.model, path, body)
+        )
+        try:
+            sm = self.moderator.stream(direction="output", scene=call.scene)
+            opening = DecisionRecord(
+                decision_id=sm.decision_id, request_id=call.request_id, account_id=call.principal.account_id,
+                api_key_id=call.principal.key_id, model=call.model, direction="output", scene=call.scene,
+                action="pending", risks=[], findings=[], detector_ms={}, excerpt="",
+            )
+            await asyncio.gather(rec_in, self.write(call, opening, opening=True))
+        except BaseException:
+            await upstream.aclose()
+            raise
+        headers["x-hegui-input-decision"] = vin.decision_id
+        headers["x-hegui-output-decision"] = sm.decision_id
+        return SSEResponse(OutputStream(self, call, vin, upstream, sm).frames(), headers=headers)
+
+    # -- other routes ----------------------------------------------------------------------------
+
+    async def models(self, request: Request) -> Response:
+        await self.auth.authenticate(request)
+        data = [{"id": name, "object": "model", "created": 0, "owned_by": "hegui"}
+                for name in self.router.model_names()]
+        return JSONResponse({"object": "list", "data": data})
+
+    async def moderations(self, request: Request) -> Response:
+        principal = await self.auth.authenticate(request)
+        body = await self.read_json(request)
+        raw = body.get("input")
+        if isinstance(raw, str):
+            texts = [raw]
+        elif isinstance(raw, list) and raw and all(isinstance(t, str) for t in raw):
+            texts = raw
+        else:
+            raise bad_request("'input' must be a string or a non-empty list of strings", param="input")
+        direction = body.get("direction", "input")
+        if direction not in ("input", "output"):
+            raise bad_request("'direction' must be 'input' or 'output'", param="direction")
+        call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
+                    body=body, model=str(body.get("model") or "hegui-moderation"), chat=False, stream=False)
+        results = []
+        ids = []
+        for text in texts:
+            verdict = await self.check(call, text, direction)
+            await self.record(call, verdict)
+            ids.append(verdict.decision_id)
+            results.append(moderation_result(verdict))
+        return JSONResponse(
+            {"id": "modr-" + call.request_id, "model": call.model, "results": results},
+            headers={DECISION_HEADER: ",".join(ids)},
+        )
+
+    async def healthz(self, request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(self, request: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            await asyncio.to_thread(self.ledger.chain_heads)
+            checks["ledger"] = "ok"
+        except Exception as exc:
+            checks["ledger"] = f"error: {exc.__class__.__name__}"
+        names = [d.name for d in self.moderator.detectors]
+        checks["detectors"] = ",".join(names) if names else "error: no detector loaded"
+        ok = checks["ledger"] == "ok" and bool(names)
+        return JSONResponse({"status": "ready" if ok else "not ready", "checks": checks},
+                            status_code=200 if ok else 503)
+
+    async def metrics_route(self, request: Request) -> Response:
+        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    # -- admin -----------------------------------------------------------------------------------
+
+    async def require_admin(self, request: Request) -> Principal:
+        if not self.auth.admin_enabled:
+            raise GatewayError(403, f"admin routes are disabled: set ${self.gw.admin_key_env}",
+                               type="permission_error", code="admin_disabled")
+        principal = await self.auth.authenticate(request)
+        if not principal.admin:
+            raise GatewayError(403, "this route needs the admin key", type="permission_error", code="not_admin")
+        return principal
+
+    async def admin_keys(self, request: Request) -> Response:
+        await self.require_admin(request)
+        body = await self.read_json(request)
+        account = body.get("account")
+        if not isinstance(account, str) or not account.strip():
+            raise bad_request("'account' (an account id; created if new) is required", param="account")
+        name = body.get("name", "")
+        if not isinstance(name, str):
+            raise bad_request("'name' must be a string", param="name")
+        try:
+            key, info = await asyncio.to_thread(create_key, self.ledger, account.strip(), name)
+        except Exception as exc:
+            log.exception("creating an API key failed")
+            raise service_unavailable(f"cannot create the key: {exc}", "ledger_unavailable") from None
+        return JSONResponse({"key": key, **info}, status_code=201)
+
+    async def admin_reload(self, request: Request) -> Response:
+        await self.require_admin(request)
+        t0 = time.perf_counter()
+        try:
+            await asyncio.to_thread(self.moderator.reload)
+        except Exception as exc:
+            raise GatewayError(400, f"reload failed, the previous lexicons and policy stay active: {exc}",
+                               code="reload_failed") from None
+        self.auth.forget()
+        return JSONResponse({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3)})
+
+
+def create_key(ledger: Any, account: str, name: str) -> tuple[str, dict[str, Any]]:
+    """A new key for the account ``account`` (created if it does not exist yet). The plaintext key
+    is returned this once; the ledger keeps only its hash."""
+    account_id = ledger.ensure_account(account, name=account)
+    key_id, plaintext = ledger.create_api_key(account_id, name=name)
+    return str(plaintext), {"id": str(key_id), "account_id": str(account_id)}
+
+
+def moderation_result(verdict: Verdict) -> dict[str, Any]:
+    categories = dict.fromkeys(ALL_OPENAI_CATEGORIES, False)
+    scores = dict.fromkeys(ALL_OPENAI_CATEGORIES, 0.0)
+    for f in verdict.findings:
+        for cat in OPENAI_CATEGORIES.get(f.risk, ()):
+            categories[cat] = True
+            scores[cat] = max(scores[cat], round(f.score, 4))
+    return {
+        "flagged": verdict.action is not Action.ALLOW,
+        "categories": categories,
+        "category_scores": scores,
+        "hegui": {
+            "decision": verdict.decision_id,
+            "action": verdict.action.value,
+            "risks": verdict.risks,
+            "findings": [f.to_dict() for f in verdict.findings],
+            "text": verdict.text,
+            "refusal": verdict.refusal,
+        },
+    }
+
+
+class OutputStream:
+    """One streamed answer: upstream chunks → :class:`StreamModerator` → client chunks, and the record."""
+
+    def __init__(self, gw: Gateway, call: Call, vin: Verdict, upstream: OpenStream, sm: StreamModerator) -> None:
+        self.gw = gw
+        self.call = call
+        self.vin = vin
+        self.upstream = upstream
+        self.sm = sm
+        self.id = protocol.new_id("chatcmpl" if call.chat else "cmpl")
+        self.cut = False
+        self.upstream_error: str | None = None
+        self.recorded = False
+        self.unchecked = False
+        self.unchecked_sent = ""
+
+    def chunk(self, text: str, finish_reason: str | None = None, role: bool = False) -> dict[str, Any]:
+        c = self.call
+        if c.chat:
+            delta: dict[str, Any] = {"role": "assistant", "content": text} if role else (
+                {"content": text} if text or finish_reason is None else {})
+            return protocol.chat_chunk(self.id, c.model, c.created, delta, finish_reason)
+        return protocol.text_chunk(self.id, c.model, c.created, text, finish_reason)
+
+    def overall(self) -> Verdict:
+        sm = self.sm
+        if sm.final is not None:
+            return sm.final
+        findings = sorted(sm.findings, key=lambda f: (f.start, f.end))
+        return sm.moderator.decide(sm.buffer, findings, list(sm.failed), dict(sm.timings), sm.direction,
+                                   sm.scene, sm.decision_id)
+
+    async def write_record(self, disconnected: bool) -> None:
+        """The stream's output decision: what was sent, whether it was cut, and why it ended."""
+        if self.recorded:
+            return
+        self.recorded = True
+        verdict = self.overall()
+        sent = self.sm.redacted_sent + ("" if not self.unchecked else "[unchecked]")
+        stream = {"sent_chars": len(self.sm.sent) + len(self.unchecked_sent), "cut": self.cut,
+                  "client_disconnected": disconnected, "upstream_error": self.upstream_error}
+        await self.gw.write(self.call, self.gw.decision_record(self.call, verdict, sent, stream))
+
+    async def frames(self) -> AsyncGenerator[bytes, None]:
+        finished = False
+        try:
+            try:
+                async for frame in self.body():
+                    yield frame
+                finished = True
+            except GatewayError as exc:
+                # moderation failed mid-stream in a fail-closed scene: stop here, nothing unchecked goes out
+                self.cut = True
+                await self.upstream.aclose()
+                try:
+                    await self.write_record(disconnected=False)
+                except GatewayError:
+                    pass
+                async for frame in self.error_end(exc, retract=False):
+                    yield frame
+                finished = True
+        finally:
+            if not self.recorded or not finished:
+                # the client went away (or the server is stopping): stop generation, keep the record
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await self.upstream.aclose()
+                        await self.write_record(disconnected=not finished)
+                    except Exception:
+                        log.exception("could not record the end of stream %s", self.sm.decision_id)
+
+    async def body(self) -> AsyncGenerator[bytes, None]:
+        gw = self.gw
+        finish_reason = "stop"
+        deadline = time.monotonic() + gw.gw.request_timeout
+        if self.call.chat:
+            yield protocol.sse(self.chunk("", role=True))
+        try:
+            async for upchunk in self.upstream.events():
+                reason = protocol.chunk_finish_reason(upchunk)
+                if reason:
+                    finish_reason = reason
+                text = protocol.chunk_text(upchunk)
+                if text:
+                    if self.unchecked:
+                        self.unchecked_sent += text
+                        yield protocol.sse(self.chunk(text))
+                        continue
+                    step = await self.feed(text)
+                    if step is None:  # moderation failed in a fail-open scene: pass the rest on unchecked
+                        yield protocol.sse(self.chunk(self.unchecked_sent))
+                        continue
+                    if step.emit:
+                        yield protocol.sse(self.chunk(step.emit))
+                    if step.stopped:
+                        async for frame in self.cut_stream(step.verdict):
+                            yield frame
+                        return
+                if time.monotonic() > deadline:
+                    raise UpstreamFailure(self.upstream.upstream, "timeout",
+                                          f"stream exceeded gateway.request_timeout ({gw.gw.request_timeout:g} s)")
+        except UpstreamFailure as exc:
+            self.upstream_error = exc.message
+            gw.metrics.upstream_errors.labels(exc.upstream, exc.kind).inc()
+            log.warning("upstream %s broke mid-stream: %s", exc.upstream, exc.message)
+        await self.upstream.aclose()
+        if not self.unchecked:
+            step = await self.finish()
+            if step is None:
+                if self.unchecked_sent:
+                    yield protocol.sse(self.chunk(self.unchecked_sent))
+            else:
+                if step.emit:
+                    yield protocol.sse(self.chunk(step.emit))
+                if step.stopped:
+                    async for frame in self.cut_stream(step.verdict):
+                        yield frame
+                    return
+        try:
+            await self.write_record(disconnected=False)
+        except GatewayError as exc:
+            async for frame in self.error_end(exc, retract=True):
+                yield frame
+            return
+        last = self.chunk("", finish_reason)
+        verdict = self.overall()
+        last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream)
+        if self.upstream_error:
+            last["hegui"]["error"] = {"type": "upstream_error", "message": self.upstream_error}
+        yield protocol.sse(last)
+        yield protocol.SSE_DONE
+
+    async def feed(self, text: str) -> Any:
+        try:
+            return await self.sm.afeed(text)
+        except Exception:
+            return self.moderation_failed(text)
+
+    async def finish(self) -> Any:
+        try:
+            return await self.sm.afinish()
+        except Exception:
+            return self.moderation_failed("")
+
+    def moderation_failed(self, text: str) -> None:
+        log.exception("stream moderation failed (scene %s)", self.call.scene)
+        if self.gw.fails_open(self.call.scene):
+            self.gw.metrics.fail_open.labels("moderation").inc()
+            self.unchecked = True
+            pending = self.sm.buffer[self.sm.emitted_upto:]
+            self.unchecked_sent = pending if pending.endswith(text) else pending + text
+            return None
+        self.gw.metrics.fail_closed.labels("moderation").inc()
+        raise service_unavailable("content moderation failed mid-stream; the answer was stopped",
+                                  "moderation_unavailable")
+
+    async def cut_stream(self, verdict: Verdict | None) -> AsyncGenerator[bytes, None]:
+        """A violation: stop the upstream, record, then tell the client to retract and show the refusal."""
+        self.cut = True
+        self.gw.metrics.stream_cuts.inc()
+        await self.upstream.aclose()
+        v = verdict or self.overall()
+        refusal = v.refusal or v.text
+        try:
+            await self.write_record(disconnected=False)
+        except GatewayError as exc:
+            log.error("cut stream %s could not be recorded: %s", self.sm.decision_id, exc.message)
+        last = self.chunk(refusal, "content_filter")
+        last["hegui"] = {**self.gw.extension(self.vin, v, self.upstream.upstream),
+                         "retract": True, "replacement": refusal}
+        yield protocol.sse(last)
+        yield protocol.SSE_DONE
+
+    async def error_end(self, exc: GatewayError, retract: bool) -> AsyncGenerator[bytes, None]:
+        last = self.chunk("", "content_filter")
+        last["hegui"] = {"retract": retract, "error": exc.body()["error"], "decision": self.sm.decision_id}
+        yield protocol.sse(last)
+        yield protocol.SSE_DONE
