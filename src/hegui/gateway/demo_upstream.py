@@ -7,6 +7,8 @@ test can put a real HTTP hop in front of it.
 Prompt commands (on the last user message, and they chain: ``/sleep 2 /say hi``):
 
 - ``/say TEXT``: answer exactly ``TEXT``.
+- ``/say64 BASE64``: answer the UTF-8 text encoded in ``BASE64`` (so a test can make the model say
+  what input moderation would refuse to forward).
 - ``/die-after N REST``: answer REST, but drop the connection after ``N`` streamed tokens.
 - ``/sleep S REST``: wait ``S`` seconds before answering REST.
 - ``/status CODE REST``: fail with HTTP ``CODE`` and an OpenAI-style error body.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import re
 import time
 from collections.abc import AsyncIterator
@@ -32,7 +35,7 @@ from hegui.gateway import protocol
 
 DEMO_MODEL = "hegui-demo"
 
-_COMMAND = re.compile(r"^/(say|die-after|sleep|status)(?:\s|$)")
+_COMMAND = re.compile(r"^/(say64|say|die-after|sleep|status)(?:\s|$)")
 
 
 class DemoDied(Exception):
@@ -59,6 +62,12 @@ def script_for(prompt: str) -> DemoScript:
         after = rest[m.end():]
         if cmd == "say":
             script.text = after
+            return script
+        if cmd == "say64":
+            try:
+                script.text = base64.b64decode(after.strip(), validate=True).decode("utf-8")
+            except ValueError:
+                script.text = "(/say64 needs base64 of UTF-8 text)"
             return script
         arg, _, tail = after.partition(" ")
         try:
