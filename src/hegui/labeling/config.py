@@ -91,6 +91,14 @@ class VideoLabelConfig(BaseModel):
     """Keep the label on every frame, not only the opening ``duration_s``."""
     font: str | None = None
     """Font for ``text``; unset uses the bundled subset."""
+    crf: int = Field(default=18, ge=0, le=51)
+    """libx264 constant rate factor of the re-encode (lower is better; 18 is visually lossless)."""
+    preset: Literal[
+        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
+    ] = "veryfast"
+    """libx264 speed/size trade-off of the re-encode."""
+    audio: Literal["copy", "aac"] = "copy"
+    """``copy`` keeps the audio packets when the container takes the codec; ``aac`` always re-encodes."""
 
     @field_validator("text")
     @classmethod

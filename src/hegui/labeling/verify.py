@@ -1,0 +1,237 @@
+"""The label verifier: read the implicit label of any supported file and judge it.
+
+It reports the label's fields, whether ``ReservedCode1`` (producer) and ``ReservedCode2``
+(propagator) verify, whether the content changed since signing, and, where it can be checked, whether
+the explicit label is present. Outcomes map to exit codes: 0 labelled and valid, 1 unlabelled,
+3 tampered (bad signature, changed content, malformed or conflicting labels).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hegui.labeling.formats import Kind, handler_for, kind_of
+from hegui.labeling.metadata import LABEL_MEANINGS, AIGCLabel, LabelFormatError
+from hegui.labeling.signing import (
+    SignatureStatus,
+    load_public_key,
+    load_trusted_public_key,
+    verify_propagation,
+    verify_signature,
+)
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    from hegui.config import HeguiConfig
+
+EXIT_VALID = 0
+EXIT_UNLABELLED = 1
+EXIT_TAMPERED = 3
+
+
+@dataclass
+class VerifyReport:
+    path: Path
+    kind: Kind
+    raw: str | None = None
+    label: AIGCLabel | None = None
+    problems: list[str] = field(default_factory=list)
+    """Reasons the label is not trustworthy (each makes the exit code 3)."""
+    notes: list[str] = field(default_factory=list)
+    producer: SignatureStatus | None = None
+    propagator: SignatureStatus | None = None
+    explicit: bool | None = None
+    """Explicit label seen (True), not seen (False), or not checkable (None)."""
+    explicit_note: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.raw is None:
+            return "unlabelled"
+        return "tampered" if self.problems else "valid"
+
+    @property
+    def exit_code(self) -> int:
+        return {"unlabelled": EXIT_UNLABELLED, "tampered": EXIT_TAMPERED}.get(self.status, EXIT_VALID)
+
+    @property
+    def content_changed(self) -> bool | None:
+        """True when the label's digest does not match the content; None when the label has no digest."""
+        statuses = [s for s in (self.producer, self.propagator) if s is not None]
+        if SignatureStatus.CONTENT_CHANGED in statuses:
+            return True
+        if any(
+            s in (SignatureStatus.VALID, SignatureStatus.UNVERIFIED, SignatureStatus.HASH_ONLY)
+            for s in statuses
+        ):
+            return False
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "file": str(self.path),
+            "kind": self.kind,
+            "status": self.status,
+            "exit_code": self.exit_code,
+            "label": self.label.as_dict() if self.label else None,
+            "label_meaning": LABEL_MEANINGS.get(self.label.label) if self.label else None,
+            "raw": self.raw,
+            "producer_signature": self.producer.value if self.producer else None,
+            "propagator_signature": self.propagator.value if self.propagator else None,
+            "content_changed": self.content_changed,
+            "explicit_label": self.explicit,
+            "explicit_note": self.explicit_note,
+            "problems": self.problems,
+            "notes": self.notes,
+        }
+
+
+_STATUS_PROBLEM = {
+    SignatureStatus.INVALID: "signature does not verify: label fields were edited (or forged)",
+    SignatureStatus.CONTENT_CHANGED: "content changed since signing (edited, or the label was copied from other content)",
+    SignatureStatus.UNKNOWN_KEY: "signed by a key other than the trusted public key",
+    SignatureStatus.MALFORMED: "integrity field is not in a recognised format",
+}
+
+
+def _judge(report: VerifyReport, which: str, status: SignatureStatus) -> None:
+    problem = _STATUS_PROBLEM.get(status)
+    if problem:
+        report.problems.append(f"{which}: {problem}")
+    elif status == SignatureStatus.UNVERIFIED:
+        report.notes.append(f"{which}: signature not checked (no public key given); content digest matches")
+    elif status == SignatureStatus.HASH_ONLY:
+        report.notes.append(f"{which}: content hash only (unsigned); content matches the hash")
+
+
+def _all_labels(path: Path, kind: Kind) -> dict[str, str]:
+    if kind == "image":
+        from hegui.labeling.fileio import read_input
+        from hegui.labeling.image import read_labels
+
+        return read_labels(read_input(path), str(path))
+    raw = handler_for(path).read_label(path)
+    return {"metadata": raw} if raw is not None else {}
+
+
+def _check_explicit(report: VerifyReport, cfg: HeguiConfig) -> None:
+    path, kind = report.path, report.kind
+    try:
+        if kind == "image":
+            from hegui.labeling.image import explicit_label_in_file
+
+            report.explicit = explicit_label_in_file(path, cfg)
+            report.explicit_note = (
+                f"looked for {cfg.labeling.image.text!r} at {cfg.labeling.image.position} as hegui draws it"
+            )
+        elif kind == "text":
+            from hegui.labeling.documents import explicit_label_in_file as doc_check
+
+            report.explicit = doc_check(path, cfg)
+            report.explicit_note = (
+                "looked for labeling.text.prefix at the start or labeling.text.suffix at the end"
+            )
+        elif kind == "audio":
+            from hegui.labeling import audio
+
+            found = audio.audio_has_explicit_label(path, audio.config_from(cfg))
+            report.explicit = found
+            report.explicit_note = (
+                "listened for the 短长短短 cue at the start/end"
+                if found is not None
+                else "cue check not applicable"
+            )
+        elif kind == "video":
+            from hegui.labeling import video
+
+            vconf = video.config_from(cfg)
+            font = cfg.resolve_path(vconf.font) if vconf.font else None
+            report.explicit = video.video_has_explicit_label(path, vconf, font_path=font)
+            report.explicit_note = f"looked for {vconf.text!r} on the opening {vconf.duration_s:g} s"
+    except (ImportError, AttributeError):
+        report.explicit, report.explicit_note = None, "explicit label check not available for this format"
+
+
+def verify_file(
+    path: Path,
+    cfg: HeguiConfig,
+    *,
+    public_key: Ed25519PublicKey | None = None,
+    public_key_path: Path | None = None,
+    propagator_key_path: Path | None = None,
+    check_explicit: bool = True,
+) -> VerifyReport:
+    """Read and judge the implicit label of ``path``. Raises UserError for unreadable/broken files."""
+    path = Path(path)
+    kind = kind_of(path)
+    report = VerifyReport(path=path, kind=kind)
+    found = _all_labels(path, kind)
+    if check_explicit:
+        _check_explicit(report, cfg)
+    if not found:
+        return report
+    values = list(found.values())
+    report.raw = values[0]
+    try:
+        parsed = [AIGCLabel.from_json(v) for v in values]
+        label = parsed[0]
+        if any(p != label for p in parsed[1:]):
+            report.problems.append(f"the file holds conflicting labels ({', '.join(found)})")
+        label.validate()
+    except LabelFormatError as exc:
+        report.problems.append(str(exc))
+        return report
+    report.label = label
+    handler = handler_for(path)
+    digest: bytes = handler.content_digest(path)
+    key = public_key or load_trusted_public_key(cfg, public_key_path)
+    report.producer = verify_signature(label, digest, key)
+    _judge(report, "ReservedCode1", report.producer)
+    if (
+        report.producer in (SignatureStatus.UNSIGNED, SignatureStatus.HASH_ONLY)
+        and cfg.labeling.require_signature
+    ):
+        report.problems.append("ReservedCode1: no signature, but labeling.require_signature is on")
+    if label.reserved_code2:
+        pkey = load_public_key(propagator_key_path, "--propagator-key") if propagator_key_path else None
+        report.propagator = verify_propagation(label, digest, pkey)
+        _judge(report, "ReservedCode2", report.propagator)
+    elif (label.content_propagator, label.propagate_id) != (label.content_producer, label.produce_id):
+        report.notes.append("propagator fields differ from the producer's but carry no ReservedCode2")
+    return report
+
+
+def format_report(report: VerifyReport) -> str:
+    """Human-readable report for the terminal."""
+    lines = [f"{report.path}: {report.status.upper()}"]
+    if report.raw is None:
+        lines.append("  no implicit label (AIGC metadata) found")
+    elif report.label is None:
+        lines.append(f"  label: {report.raw}")
+    else:
+        d = report.label.as_dict()
+        lines.append(f"  Label: {d['Label']} ({LABEL_MEANINGS[report.label.label]})")
+        for name in ("ContentProducer", "ProduceID", "ContentPropagator", "PropagateID"):
+            lines.append(f"  {name}: {d[name] or '-'}")
+        lines.append(
+            f"  producer signature (ReservedCode1): {report.producer.value if report.producer else '-'}"
+        )
+        if report.propagator is not None:
+            lines.append(f"  propagator signature (ReservedCode2): {report.propagator.value}")
+        changed = report.content_changed
+        lines.append(
+            "  content changed since signing: "
+            + ("unknown (no digest)" if changed is None else "yes" if changed else "no")
+        )
+    if report.explicit is not None:
+        lines.append(
+            f"  explicit label: {'present' if report.explicit else 'NOT FOUND'} ({report.explicit_note})"
+        )
+    elif report.explicit_note:
+        lines.append(f"  explicit label: not checked ({report.explicit_note})")
+    lines.extend(f"  problem: {p}" for p in report.problems)
+    lines.extend(f"  note: {n}" for n in report.notes)
+    return "\n".join(lines)
