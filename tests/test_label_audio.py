@@ -333,3 +333,44 @@ def test_truncated_wav_leaves_no_output(wav: Path, tmp_path: Path) -> None:
 def test_clip_cue_needs_a_clip() -> None:
     with pytest.raises(ValueError, match=r"labeling\.audio\.clip"):
         audio.AudioLabelConfig(cue="clip")
+
+
+def raw_wav(path: Path, samples: np.ndarray, *, tag: int, sample_bytes: int, fact: bool) -> None:
+    """A WAV in a given sample format, written by hand (the stdlib writes 16-bit PCM only)."""
+    ch, n = samples.shape
+    inter = samples.T.reshape(-1).astype(np.float64)
+    if tag == 3:
+        data = inter.astype("<f4").tobytes()
+    elif sample_bytes == 1:
+        data = np.round(inter * 127 + 128).astype(np.uint8).tobytes()
+    else:  # 24-bit
+        v = np.round(inter * (2**23 - 1)).astype(np.int64) & 0xFFFFFF
+        data = np.stack([v & 0xFF, (v >> 8) & 0xFF, v >> 16], axis=1).astype(np.uint8).tobytes()
+    block = ch * sample_bytes
+    fmt = struct.pack("<HHIIHH", tag, ch, SR, SR * block, block, sample_bytes * 8)
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
+    if fact:
+        body += b"fact" + struct.pack("<II", 4, n)
+    body += b"data" + struct.pack("<I", len(data)) + data + (b"\0" if len(data) & 1 else b"")
+    path.write_bytes(b"RIFF" + struct.pack("<I", len(body)) + body)
+
+
+@pytest.mark.parametrize(("tag", "sample_bytes"), [(1, 1), (1, 3), (3, 4)])
+def test_cue_in_other_wav_sample_formats(tmp_path: Path, tag: int, sample_bytes: int) -> None:
+    src, dst = tmp_path / "in.wav", tmp_path / "out.wav"
+    content = tone(0.70002)[:1] if sample_bytes == 1 else tone(0.7)  # mono 8-bit: odd data size
+    raw_wav(src, content, tag=tag, sample_bytes=sample_bytes, fact=tag == 3)
+    cfg = cfg_with(position="both")
+    audio.label_audio(src, dst, cfg, new_label(cfg))
+    chunks = dict(riff_chunks(dst))
+    frames = len(chunks[b"data"]) // (content.shape[0] * sample_bytes)
+    if tag == 3:
+        assert struct.unpack("<I", chunks[b"fact"][:4])[0] == frames
+    assert dict(riff_chunks(src))[b"data"].rstrip(b"\0") in chunks[b"data"]
+    # Decoded by FFmpeg, not by our own reader.
+    samples, rate = audio.decode_audio(dst)
+    assert samples.shape[1] == frames
+    conf = audio.config_from(cfg)
+    head, tail = samples[:, :rate], samples[:, -rate:]
+    assert morse.has_cue(head, rate, tone_hz=conf.tone_hz, timing=conf.timing())
+    assert morse.has_cue(tail, rate, tone_hz=conf.tone_hz, timing=conf.timing())
