@@ -1,9 +1,138 @@
-"""`hegui` commands: serve (PLACEHOLDER until the feature lands)."""
+"""``hegui serve`` (the gateway) and ``hegui demo`` (the gateway on embedded defaults)."""
 
 from __future__ import annotations
 
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
 import typer
+
+from hegui.errors import UserError
+
+DEMO_KEY = "sk-hegui-demo"
+DEMO_ADMIN_KEY = "sk-hegui-demo-admin"
+DEMO_ACCOUNT = "acc_demo"
+
+
+def _check_port(host: str, port: int) -> None:
+    """Fail with one line before uvicorn does with a traceback-ish log."""
+    if port == 0:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            raise UserError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+
+
+def _load(config: Path | None) -> Any:
+    from hegui.config import load_config
+
+    return load_config(config)
+
+
+def serve(
+    config: Path | None = typer.Option(None, "--config", "-c", help="hegui.yaml to use (default: embedded defaults).",
+                                       exists=False, dir_okay=False),
+    host: str | None = typer.Option(None, "--host", help="Address to bind (default: gateway.host)."),
+    port: int | None = typer.Option(None, "--port", "-p", help="Port to listen on (default: gateway.port)."),
+    workers: int | None = typer.Option(None, "--workers", "-w", min=1, max=64,
+                                       help="Worker processes (default: gateway.workers)."),
+    log_level: str = typer.Option("info", "--log-level", help="uvicorn log level: debug, info, warning, error."),
+    access_log: bool = typer.Option(False, "--access-log/--no-access-log", help="Log every request line."),
+) -> None:
+    """Run the OpenAI-compatible gateway: moderation on inputs and streamed outputs, a ledger record per check."""
+    import uvicorn
+
+    cfg = _load(config)
+    host = host or cfg.gateway.host
+    port = cfg.gateway.port if port is None else port
+    workers = workers or cfg.gateway.workers
+    _check_port(host, port)
+    common: dict[str, Any] = {"host": host, "port": port, "log_level": log_level, "access_log": access_log,
+                              "timeout_graceful_shutdown": 10}
+    if workers == 1:
+        from hegui.gateway.app import create_app
+
+        app = create_app(cfg)
+        typer.echo(f"hegui gateway on http://{host}:{port}/v1 (config: {cfg.source})", err=True)
+        uvicorn.run(app, **common)
+        return
+    # Several processes: migrate the ledger once here (not racing in every worker), then let each
+    # worker build its own app from the same file. Counters go to a shared multiprocess folder.
+    from hegui.gateway.app import CONFIG_ENV, check_upstreams, open_ledger
+    from hegui.gateway.metrics import MULTIPROC_ENV
+
+    check_upstreams(cfg)
+    open_ledger(cfg).close()
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(config.resolve())
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+    if not os.environ.get(MULTIPROC_ENV):
+        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="hegui-metrics-")
+    typer.echo(f"hegui gateway on http://{host}:{port}/v1 with {workers} workers (config: {cfg.source})", err=True)
+    uvicorn.run("hegui.gateway.app:create_app_from_env", factory=True, workers=workers, **common)
+
+
+def demo_banner(url: str, folder: Path) -> str:
+    return f"""
+hegui demo gateway: {url}/v1   (demo model: hegui-demo, ledger: {folder / 'demo.db'})
+API key: {DEMO_KEY}    admin key: {DEMO_ADMIN_KEY}
+
+  curl {url}/v1/chat/completions -H 'Authorization: Bearer {DEMO_KEY}' \\
+       -H 'Content-Type: application/json' \\
+       -d '{{"model": "hegui-demo", "stream": true, "messages": [{{"role": "user", "content": "你好"}}]}}'
+
+  python -c '
+from openai import OpenAI
+c = OpenAI(base_url="{url}/v1", api_key="{DEMO_KEY}")
+r = c.chat.completions.create(model="hegui-demo", messages=[{{"role": "user", "content": "/say 我的电话是13812345678"}}])
+print(r.choices[0].message.content, r.model_extra["hegui"])'
+
+The demo model answers "/say TEXT" with exactly TEXT, so you can watch output moderation at work.
+Metrics: {url}/metrics   Ready: {url}/readyz   Ledger: hegui ledger decisions --url sqlite:///{folder / 'demo.db'}
+Press Ctrl-C to stop.
+"""
+
+
+def demo(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind."),
+    port: int = typer.Option(8000, "--port", "-p", help="Port to listen on."),
+    folder: Path = typer.Option(Path(tempfile.gettempdir()) / "hegui-demo", "--dir", file_okay=False,
+                                help="Folder for the demo ledger (SQLite)."),
+    config: Path | None = typer.Option(None, "--config", "-c", dir_okay=False,
+                                       help="Take lexicons and policy from this hegui.yaml (upstream and ledger stay demo)."),
+    token_delay_ms: float = typer.Option(20.0, "--token-delay-ms", min=0, help="Pause between streamed demo tokens."),
+) -> None:
+    """Run the gateway on SQLite with the built-in demo model and the demo API key, until Ctrl-C."""
+    import uvicorn
+
+    from hegui.gateway.app import create_app
+    from hegui.gateway.config import UpstreamConfig
+    from hegui.ledger.store import Ledger
+
+    cfg = _load(config)
+    _check_port(host, port)
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg.upstreams = [UpstreamConfig(name="demo", base_url="demo", token_delay_ms=token_delay_ms)]
+    cfg.gateway.admin_key = DEMO_ADMIN_KEY
+    ledger = Ledger.open(f"sqlite:///{folder / 'demo.db'}", config=cfg.ledger)
+    try:
+        ledger.ensure_account(DEMO_ACCOUNT, name="demo")
+        ledger.ensure_api_key(DEMO_ACCOUNT, DEMO_KEY, name="demo key")
+        app = create_app(cfg, ledger=ledger)
+        typer.echo(demo_banner(f"http://{host}:{port}", folder))
+        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    finally:
+        ledger.close()
 
 
 def register(app: typer.Typer) -> None:
     """Add this group's commands to the root app."""
+    app.command("serve")(serve)
+    app.command("demo")(demo)
