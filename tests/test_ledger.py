@@ -112,6 +112,17 @@ def test_reopen_is_idempotent_and_create_false_needs_a_ledger(target: Target, tm
     assert not (tmp_path / "absent.db").exists()
 
 
+def test_pg_synchronous_commit_setting(target: Target) -> None:
+    if target.backend != "postgres":
+        pytest.skip("PostgreSQL setting")
+    for level in ("off", "on"):
+        with Ledger.open(target.url, config=LedgerConfig(pg_synchronous_commit=level)) as led:
+            with led.engine.connect() as conn:
+                assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == level
+            led.record_decision(rec())
+            assert led.verify().ok
+
+
 def test_sqlite_pragmas(tmp_path: Path) -> None:
     with Ledger.open(f"sqlite:///{tmp_path / 'p.db'}") as led, led.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -187,6 +198,15 @@ def test_async_record(ledger: Ledger) -> None:
     ids = asyncio.run(go())
     assert len(set(ids)) == 5
     assert sorted(r.seq for r in ledger.decisions()) == [1, 2, 3, 4, 5]
+    assert ledger.verify().ok
+
+
+def test_finding_objects_are_stored_as_dicts(ledger: Ledger) -> None:
+    from hegui.detectors.base import Finding
+
+    finding = Finding("PI", 1, 12, 0.98765, "pii", "pii:CN_MOBILE:ab12cd34", "CN_MOBILE")
+    ledger.record_decision(rec(findings=[finding]))  # type: ignore[list-item]
+    assert ledger.decisions()[0].findings == [finding.to_dict()]
     assert ledger.verify().ok
 
 
@@ -485,6 +505,22 @@ def test_personal_identifiers_are_hashed_at_rest(ledger: Ledger, monkeypatch: py
             [tuple(r) for t in ("decisions", "accounts") for r in conn.exec_driver_sql(f"SELECT * FROM {t}")]
         )
     assert "13812345678" not in dump and "zhang@example.com" not in dump
+
+
+def test_account_ids_that_look_personal_are_hashed(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEGUI_IDENTIFIER_SALT", "pepper")
+    acc = ledger.ensure_account("13812345678", name="13812345678")
+    assert acc == hash_identifier("13812345678", "pepper")
+    assert ledger.ensure_account("+86 138 1234 5678") == acc
+    key_id, plaintext = ledger.create_api_key("13812345678")
+    found = ledger.lookup_api_key(plaintext)
+    assert found is not None and found.account_id == acc
+    assert ledger.ensure_api_key("13812345678", "sk-demo") == ledger.ensure_api_key(acc, "sk-demo")
+    with ledger.engine.connect() as conn:
+        dump = repr(
+            [tuple(r) for t in ("accounts", "api_keys") for r in conn.exec_driver_sql(f"SELECT * FROM {t}")]
+        )
+    assert "13812345678" not in dump
 
 
 def test_database_salt_when_no_env(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:

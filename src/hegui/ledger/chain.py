@@ -60,6 +60,9 @@ def _clean(value: Any) -> Any:
         return [_clean(v) for v in value]
     if isinstance(value, datetime):
         return iso_utc(value)
+    to_dict = getattr(value, "to_dict", None)  # a Finding handed over as is
+    if callable(to_dict):
+        return _clean(to_dict())
     return _clean(str(value))
 
 

@@ -29,5 +29,10 @@ class LedgerConfig(BaseModel):
     """PostgreSQL: connections kept per process."""
     connect_timeout_s: int = Field(default=10, ge=1)
     """PostgreSQL: seconds to wait when connecting."""
+    pg_synchronous_commit: Literal["on", "off", "local", "remote_write", "remote_apply"] = "on"
+    """PostgreSQL ``synchronous_commit`` for the ledger's connections. ``on`` waits for the WAL
+    flush (a record survives a server crash; costs one disk flush per decision); ``off`` returns
+    before it (survives a gateway crash, but a database server crash can lose the last fraction
+    of a second of records)."""
     auto_migrate: bool = True
     """Run the ledger's migrations to head when the gateway opens the ledger."""

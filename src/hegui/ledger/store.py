@@ -153,7 +153,17 @@ def _postgres_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
     connect_args.update(opts.pop("connect_args", {}))
     opts.setdefault("pool_size", cfg.pool_size)
     opts.setdefault("pool_pre_ping", True)
-    return sa.create_engine(u, connect_args=connect_args, **opts)
+    engine = sa.create_engine(u, connect_args=connect_args, **opts)
+    if cfg.pg_synchronous_commit != "on":
+        level = cfg.pg_synchronous_commit
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            dbapi_conn.autocommit = True
+            dbapi_conn.execute(f"SET synchronous_commit TO {level}")
+            dbapi_conn.autocommit = False
+
+    return engine
 
 
 class Ledger:
@@ -503,13 +513,14 @@ class Ledger:
         self, name: str, *, external_id: str | None = None, account_id: str | None = None
     ) -> str:
         """Create an account; returns its id. ``external_id`` (the caller's own user id) is hashed
-        when it looks like personal data."""
-        acc_id = account_id or "acc_" + secrets.token_hex(8)
+        when it looks like personal data, and so is an ``account_id`` chosen by the caller: the
+        returned id is the one stored."""
+        acc_id = self.protect_identifier(account_id) or "acc_" + secrets.token_hex(8)
         try:
             with self.engine.begin() as conn:
                 conn.execute(
                     sa.insert(_accounts).values(
-                        id=acc_id,
+                        id=_fit(acc_id, 128),
                         name=_fit(name, 200) or "",
                         external_id=_fit(self.protect_identifier(external_id), 200),
                         created_at=utcnow(),
@@ -522,18 +533,21 @@ class Ledger:
         return acc_id
 
     def ensure_account(self, account_id: str, name: str = "") -> str:
-        """Create the account ``account_id`` unless it exists (safe when several workers race)."""
-        if self.get_account(account_id) is None:
+        """Create the account ``account_id`` unless it exists (safe when several workers race).
+        Returns the stored id (a hash when ``account_id`` looks like personal data)."""
+        stored = self.protect_identifier(account_id) or account_id
+        if self.get_account(stored) is None:
             try:
-                self.create_account(name or account_id, account_id=account_id)
+                self.create_account(name if name and name != account_id else stored, account_id=stored)
             except LedgerError:
-                if self.get_account(account_id) is None:
+                if self.get_account(stored) is None:
                     raise
-        return account_id
+        return stored
 
     def get_account(self, account_id: str) -> Account | None:
+        stored = self.protect_identifier(account_id)
         with self.engine.connect() as conn:
-            r = conn.execute(sa.select(_accounts).where(_accounts.c.id == account_id)).one_or_none()
+            r = conn.execute(sa.select(_accounts).where(_accounts.c.id == stored)).one_or_none()
         return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
 
     def find_account(self, external_id: str) -> Account | None:
@@ -544,8 +558,10 @@ class Ledger:
         return None if r is None else Account(r.id, r.name, r.external_id, r.created_at)
 
     def _insert_key(self, account_id: str, plaintext: str, *, key_id: str, admin: bool, name: str) -> None:
-        if self.get_account(account_id) is None:
+        account = self.get_account(account_id)
+        if account is None:
             raise LedgerNotFound(f"no account {account_id}")
+        account_id = account.id
         with self.engine.begin() as conn:
             conn.execute(
                 sa.insert(_keys).values(
@@ -576,7 +592,7 @@ class Ledger:
         id. Idempotent and safe when several workers race."""
         existing = self.lookup_api_key(plaintext)
         if existing is not None:
-            if existing.account_id != account_id:
+            if existing.account_id != (self.protect_identifier(account_id) or account_id):
                 raise LedgerError(f"that API key already belongs to account {existing.account_id}")
             return existing.id
         key_id = "key_" + key_hash(plaintext)[:16]

@@ -67,7 +67,7 @@ def upgrade() -> None:
 
     op.create_table(
         "accounts",
-        sa.Column("id", sa.String(64), primary_key=True),
+        sa.Column("id", sa.String(128), primary_key=True),
         sa.Column("name", sa.String(200), nullable=False),
         sa.Column("external_id", sa.String(200), nullable=True),
         sa.Column("created_at", UTCDateTime(), nullable=False),
@@ -79,7 +79,7 @@ def upgrade() -> None:
         sa.Column("id", sa.String(64), primary_key=True),
         sa.Column(
             "account_id",
-            sa.String(64),
+            sa.String(128),
             sa.ForeignKey("accounts.id", ondelete="CASCADE", name="fk_api_keys_account_id"),
             nullable=False,
         ),
