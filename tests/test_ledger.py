@@ -512,7 +512,7 @@ def test_account_ids_that_look_personal_are_hashed(ledger: Ledger, monkeypatch: 
     acc = ledger.ensure_account("13812345678", name="13812345678")
     assert acc == hash_identifier("13812345678", "pepper")
     assert ledger.ensure_account("+86 138 1234 5678") == acc
-    key_id, plaintext = ledger.create_api_key("13812345678")
+    _, plaintext = ledger.create_api_key("13812345678")
     found = ledger.lookup_api_key(plaintext)
     assert found is not None and found.account_id == acc
     assert ledger.ensure_api_key("13812345678", "sk-demo") == ledger.ensure_api_key(acc, "sk-demo")
