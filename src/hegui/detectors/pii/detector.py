@@ -1,0 +1,100 @@
+"""The PII detector: runs the recognizers over normalised text and reports findings of risk ``PI``
+with spans in the original text and evidence ids that carry a salted hash, never the value."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar
+
+from hegui.detectors.base import Detector, Finding
+from hegui.detectors.pii.config import PIIConfig
+from hegui.detectors.pii.recognizers import (
+    Pattern,
+    PatternRecognizer,
+    RecognizerRegistry,
+    RecognizerResult,
+)
+from hegui.masking import canonical_value, value_digest
+
+if TYPE_CHECKING:
+    from hegui.text import NormalizedText
+
+
+@dataclass
+class PIIDetector(Detector):
+    name: ClassVar[str] = "pii"
+    cost = "cheap"
+    stream_mode = "window"
+
+    config: PIIConfig = field(default_factory=PIIConfig)
+    salt: bytes | None = None
+    """Salt of evidence-id hashes; default: ``config.salt()`` (the environment variable)."""
+    registry: RecognizerRegistry | None = None
+    """Recognizers to run; default: the built-in ones for ``config.entities`` plus custom ones."""
+    risks: tuple[str, ...] = field(default=("PI",), kw_only=True)
+
+    def __post_init__(self) -> None:
+        if self.salt is None:
+            self.salt = self.config.salt()
+        if self.registry is None:
+            self.registry = RecognizerRegistry.default(self.config.entities)
+            for c in self.config.custom_recognizers:
+                patterns = [Pattern(p.name, p.regex, p.score, p.context_score) for p in c.patterns]
+                self.registry.add(PatternRecognizer(c.kind, patterns, c.context, c.max_length))
+        self._recognizers = list(self.registry)
+        # one regex decides whether a text can contain anything at all (most texts have no digit or @)
+        fragments = sorted({r.prefilter for r in self._recognizers})
+        self._prefilter = re.compile("|".join(f"(?:{f})" for f in fragments)) if fragments else None
+        self._gates = {f: re.compile(f) for f in fragments}
+        self._allowed = {canonical_value(k, v) for v in self.config.allow_list for k in self.registry.kinds}
+
+    @classmethod
+    def from_config(cls, config: PIIConfig) -> PIIDetector:
+        return cls(config=config)
+
+    def analyze(self, text: str) -> list[RecognizerResult]:
+        """Non-overlapping results over ``text`` (normalised), best first where they competed."""
+        if self._prefilter is None or not self._prefilter.search(text):
+            return []
+        window = self.config.context_window
+        min_score = self.config.min_score
+        gate_cache: dict[str, bool] = {}
+        results: list[RecognizerResult] = []
+        for rec in self._recognizers:
+            gate = gate_cache.get(rec.prefilter)
+            if gate is None:
+                gate = gate_cache[rec.prefilter] = self._gates[rec.prefilter].search(text) is not None
+            if not gate:
+                continue
+            for r in rec.analyze(text, window):
+                if r.score >= min_score and not (
+                    self._allowed and canonical_value(r.kind, text[r.start : r.end]) in self._allowed
+                ):
+                    results.append(r)
+        return _resolve_overlaps(results)
+
+    def detect(self, text: NormalizedText) -> list[Finding]:
+        if not self.config.enabled:
+            return []
+        assert self.salt is not None
+        findings = []
+        for r in self.analyze(text.text):
+            start, end = text.to_original(r.start, r.end)
+            digest = value_digest(r.kind, text.original[start:end], self.salt)
+            findings.append(Finding("PI", start, end, r.score, self.name, f"pii:{r.kind}:{digest}", r.kind))
+        return findings
+
+    def holdback(self) -> int:
+        return max((r.max_length for r in self._recognizers), default=0)
+
+
+def _resolve_overlaps(results: list[RecognizerResult]) -> list[RecognizerResult]:
+    """Keep the best of overlapping results: higher score, then priority, then longer span."""
+    ranked = sorted(results, key=lambda r: (-r.score, -r.priority, -(r.end - r.start), r.start))
+    kept: list[RecognizerResult] = []
+    for r in ranked:
+        if all(r.end <= k.start or r.start >= k.end for k in kept):
+            kept.append(r)
+    kept.sort(key=lambda r: r.start)
+    return kept
