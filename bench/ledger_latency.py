@@ -13,6 +13,7 @@ import argparse
 import itertools
 import statistics
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -69,6 +70,23 @@ def measure(fn: Callable[[int], object], n: int) -> list[float]:
     return out
 
 
+def measure_threads(fn: Callable[[int], object], n: int, threads: int) -> list[float]:
+    out: list[float] = []
+    lock = threading.Lock()
+
+    def work(k: int) -> None:
+        local = measure(lambda i: fn(k * n + i), n // threads)
+        with lock:
+            out.extend(local)
+
+    pool = [threading.Thread(target=work, args=(k,)) for k in range(threads)]
+    for th in pool:
+        th.start()
+    for th in pool:
+        th.join()
+    return out
+
+
 def bench(label: str, url: str, n: int, config: LedgerConfig | None = None) -> None:
     with Ledger.open(url, config=config) as led:
         plain = Base.metadata.tables["decisions"].to_metadata(sa.MetaData(), name="bench_plain")
@@ -84,13 +102,20 @@ def bench(label: str, url: str, n: int, config: LedgerConfig | None = None) -> N
 
         base = measure(baseline, n)
         chained = measure(lambda i: led.record_decision(record(i)), n)
-        assert led.verify().ok
+        threaded = measure_threads(lambda i: led.record_decision(record(i)), n, threads=4)
+        t = time.perf_counter()
+        report = led.verify()
+        verify_s = time.perf_counter() - t
+        assert report.ok
         plain.drop(led.engine)
     b50, b99 = percentiles(base)
     c50, c99 = percentiles(chained)
+    t50, t99 = percentiles(threaded)
     print(
         f"{label:10s} record_decision p50 {c50:6.3f} ms  p99 {c99:6.3f} ms | "
-        f"plain insert p50 {b50:6.3f} ms  p99 {b99:6.3f} ms | ratio p50 {c50 / b50:4.2f}x  p99 {c99 / b99:4.2f}x"
+        f"plain insert p50 {b50:6.3f} ms  p99 {b99:6.3f} ms | ratio p50 {c50 / b50:4.2f}x  p99 {c99 / b99:4.2f}x\n"
+        f"{'':10s} 4 threads at once: p50 {t50:6.3f} ms  p99 {t99:6.3f} ms | "
+        f"verify {report.rows_checked / verify_s:,.0f} rows/s"
     )
 
 
