@@ -9,6 +9,7 @@ never a box drawn in its place.
 from __future__ import annotations
 
 import functools
+import io
 from importlib import resources
 from pathlib import Path
 
@@ -39,10 +40,12 @@ def bundled_font_path() -> Path:
 def _cmap(path: str, index: int) -> frozenset[int]:
     from fontTools.ttLib import TTCollection, TTFont
 
+    # Read into memory: fontTools keeps lazily opened files open, and the cmap is all we need.
+    data = io.BytesIO(Path(path).read_bytes())
     if path.lower().endswith((".ttc", ".otc")):
-        font = TTCollection(path, lazy=True).fonts[index]
+        font = TTCollection(data).fonts[index]
     else:
-        font = TTFont(path, lazy=True, fontNumber=index)
+        font = TTFont(data, fontNumber=index)
     cmap = font.getBestCmap() or {}
     return frozenset(cmap)
 

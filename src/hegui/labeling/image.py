@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 BOX_ALPHA = 150
 """Opacity of the black box: any background is darkened to ≤ 41% brightness under white text."""
 TEXT_COLOUR = (255, 255, 255, 255)
+CRISP_BELOW_PX = 24
+"""Small labels are drawn without anti-aliasing: at a few pixels, smoothed strokes turn grey."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +95,9 @@ def layout_explicit_label(
         raise UserError(f"height_ratio {height_ratio} is below GB 45438's 5% of the shorter side")
     width, height = size
     path = resolve_font(text, font_path, font_key)
-    target = max(1, math.ceil(height_ratio * min(width, height)))
+    # +2 px: anti-aliased top and bottom rows are lighter than the label colour, so the fully
+    # coloured glyph pixels (what a measurement sees) still span the required height.
+    target = max(1, math.ceil(height_ratio * min(width, height))) + 2
     font_size, (left, top, right, bottom) = _fit_font(str(path), text, target)
     ink_w, ink_h = right - left, bottom - top
     pad = max(2, round(ink_h * 0.3))
@@ -148,7 +152,10 @@ def draw_explicit_label(
     x0, y0 = layout.box[:2]
     region = out.crop(layout.box).convert("RGBA")
     region = Image.alpha_composite(region, Image.new("RGBA", region.size, (0, 0, 0, BOX_ALPHA)))
-    ImageDraw.Draw(region).text(
+    draw = ImageDraw.Draw(region)
+    if layout.glyph_height < CRISP_BELOW_PX:
+        draw.fontmode = "1"
+    draw.text(
         (layout.text_origin[0] - x0, layout.text_origin[1] - y0),
         text,
         font=_font(str(layout.font_path), layout.font_size),
@@ -181,7 +188,10 @@ def explicit_label_present(
     x0, y0, _x1, _y1 = layout.box
     region = img.crop(layout.box).convert("L")
     mask = Image.new("L", region.size, 0)
-    ImageDraw.Draw(mask).text(
+    draw = ImageDraw.Draw(mask)
+    if layout.glyph_height < CRISP_BELOW_PX:
+        draw.fontmode = "1"
+    draw.text(
         (layout.text_origin[0] - x0, layout.text_origin[1] - y0),
         text,
         font=_font(str(layout.font_path), layout.font_size),
@@ -530,8 +540,20 @@ def read_label(path: Path) -> str | None:
     return found.get("xmp") or found.get("png:AIGC")
 
 
-def _open(data: bytes, name: str) -> Image.Image:
+def check_structure(data: bytes, name: str) -> ImageKind:
+    """Walk the container (PNG chunks with CRCs, JPEG segments, RIFF chunks): precise errors, early."""
     kind = sniff(data, name)
+    if kind == "jpeg":
+        _jpeg_segments(data, name)
+    elif kind == "png":
+        _png_chunks(data, name)
+    else:
+        _webp_chunks(data, name)
+    return kind
+
+
+def _open(data: bytes, name: str) -> Image.Image:
+    kind = check_structure(data, name)
     try:
         img = Image.open(io.BytesIO(data))
         img.load()

@@ -19,6 +19,7 @@ import base64
 import binascii
 import hashlib
 import os
+import re
 from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
@@ -68,8 +69,17 @@ def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
-def unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
+def unb64(text: str, size: int | None = None) -> bytes:
+    """Strict base64url decoding (the stdlib silently skips stray characters)."""
+    if not _B64URL.fullmatch(text):
+        raise ValueError("not base64url")
+    data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if size is not None and len(data) != size:
+        raise ValueError(f"expected {size} bytes")
+    return data
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:
@@ -109,10 +119,14 @@ def _check(code: str, message: bytes, digest: bytes, public_key: Ed25519PublicKe
     parts = code.split(".")
     try:
         if parts[0] == "h1" and len(parts) == 2:
-            return SignatureStatus.HASH_ONLY if unb64(parts[1]) == digest else SignatureStatus.CONTENT_CHANGED
+            return (
+                SignatureStatus.HASH_ONLY
+                if unb64(parts[1], 32) == digest
+                else SignatureStatus.CONTENT_CHANGED
+            )
         if parts[0] != "s1" or len(parts) != 4:
             return SignatureStatus.MALFORMED
-        kid, signed_digest, sig = parts[1], unb64(parts[2]), unb64(parts[3])
+        kid, signed_digest, sig = parts[1], unb64(parts[2], 32), unb64(parts[3], 64)
     except (binascii.Error, ValueError):
         return SignatureStatus.MALFORMED
     if public_key is None:
