@@ -123,6 +123,21 @@ def test_pg_synchronous_commit_setting(target: Target) -> None:
             assert led.verify().ok
 
 
+def test_unknown_schema_revision_is_one_line(target: Target) -> None:
+    with Ledger.open(target.url) as led:
+        raw(led, "UPDATE alembic_version SET version_num = '9999_from_the_future'")
+    with pytest.raises(
+        LedgerOpenError, match="revision 9999_from_the_future, which this version of hegui does not know"
+    ):
+        Ledger.open(target.url)
+
+
+def test_sqlite_creates_missing_folder(tmp_path: Path) -> None:
+    with Ledger.open(f"sqlite:///{tmp_path / 'a' / 'b' / 'ledger.db'}") as led:
+        led.record_decision(rec())
+    assert (tmp_path / "a" / "b" / "ledger.db").exists()
+
+
 def test_sqlite_pragmas(tmp_path: Path) -> None:
     with Ledger.open(f"sqlite:///{tmp_path / 'p.db'}") as led, led.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
@@ -213,6 +228,15 @@ def test_finding_objects_are_stored_as_dicts(ledger: Ledger) -> None:
 def test_unknown_kind_is_refused(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="unknown decision kind"):
         ledger.record_decision(rec(kind="bogus"))  # type: ignore[arg-type]
+
+
+def test_lone_surrogates_do_not_stop_a_record(ledger: Ledger) -> None:
+    ledger.record_decision(rec(excerpt="bad \ud800 text", request_id="r\udfff", findings=[{"k": "\ud800"}]))
+    row = ledger.decisions()[0]
+    assert (
+        row.excerpt == "bad \ufffd text" and row.request_id == "r\ufffd" and row.findings == [{"k": "\ufffd"}]
+    )
+    assert ledger.verify().ok
 
 
 def test_overlong_identifiers_are_cut_not_refused(ledger: Ledger) -> None:

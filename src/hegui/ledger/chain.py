@@ -46,10 +46,21 @@ DECISION_FIELDS: tuple[str, ...] = (
 CHAINED_TABLES: dict[str, tuple[str, ...]] = {"decisions": DECISION_FIELDS}
 
 
+def _clean_str(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (a client can send "\ud800" in JSON) cannot be stored as UTF-8; a record
+        # that cannot be written would refuse the request, so they become U+FFFD instead.
+        value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value.replace("\x00", "\ufffd")
+
+
 def _clean(value: Any) -> Any:
-    """JSON-safe and database-safe: no NUL (PostgreSQL text refuses it), no NaN/inf, str keys."""
+    """JSON-safe and database-safe: no NUL (PostgreSQL text refuses it), no lone surrogates, no
+    NaN/inf, str keys."""
     if isinstance(value, str):
-        return value.replace("\x00", "\ufffd")
+        return _clean_str(value)
     if isinstance(value, bool) or value is None or isinstance(value, int):
         return value
     if isinstance(value, float):
@@ -82,7 +93,7 @@ def iso_utc(value: datetime) -> str:
 
 
 def clean_text(value: str | None) -> str | None:
-    return None if value is None else value.replace("\x00", "\ufffd")
+    return None if value is None else _clean_str(value)
 
 
 def row_hash(prev_hash: str, content: Mapping[str, Any], fields: Iterable[str]) -> str:

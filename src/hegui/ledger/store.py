@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
+from alembic.util import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
@@ -195,8 +196,16 @@ class Ledger:
         cfg = (config or LedgerConfig()).model_copy(update={"url": url})
         u = _parse_url(url)
         if u.get_backend_name() == "sqlite":
-            if not create and u.database and u.database != ":memory:" and not Path(u.database).exists():
-                raise LedgerOpenError(f"no ledger database at {u.database}")
+            file = Path(u.database) if u.database and u.database != ":memory:" else None
+            if file is not None and not file.exists():
+                if not create:
+                    raise LedgerOpenError(f"no ledger database at {u.database}")
+                try:
+                    file.parent.mkdir(parents=True, exist_ok=True)
+                except OSError as exc:
+                    raise LedgerOpenError(
+                        f"cannot create the ledger folder {file.parent}: {exc.strerror}"
+                    ) from None
             engine = _sqlite_engine(u, cfg, dict(opts))
         else:
             engine = _postgres_engine(u, cfg, dict(opts))
@@ -206,7 +215,7 @@ class Ledger:
         except LedgerError:
             engine.dispose()
             raise
-        except (SQLAlchemyError, NoSuchModuleError, OSError) as exc:
+        except (SQLAlchemyError, NoSuchModuleError, OSError, AlembicError) as exc:
             engine.dispose()
             raise LedgerOpenError(f"cannot open ledger at {redact_url(u)}: {_first_line(exc)}") from None
         return ledger
@@ -230,6 +239,11 @@ class Ledger:
     def _prepare(self, create: bool) -> None:
         head = schema.head_revision()
         current = schema.current_revision(self.engine)
+        if current is not None and not schema.is_known(current):
+            raise LedgerOpenError(
+                f"ledger at {redact_url(self.engine.url)} has schema revision {current}, which this "
+                f"version of hegui does not know (newest it knows: {head}); upgrade hegui"
+            )
         if current != head:
             if not create:
                 where = "an empty database" if current is None else f"revision {current}"
