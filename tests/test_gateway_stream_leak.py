@@ -1,0 +1,151 @@
+"""THE KEY TEST: nothing the lexicon or the PII detector catches ever reaches a streaming client.
+
+The demo model says texts (via ``/say64``, so input moderation does not see them) that contain
+lexicon words and valid 居民身份证 numbers, shifted so the demo tokenizer splits them at every
+position, and disguised (separators, zero-width characters, traditional characters, full-width
+digits). Everything the client received is concatenated, normalised, and searched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from gateway_support import TEST_KEY, add_test_keys, ledger_for, say64, serve, write_config
+from hegui.gateway.app import create_app
+from hegui.gateway.demo_upstream import tokenize
+from hegui.moderation import Moderator
+from hegui.text import normalize
+
+WORDS = {"赌博": "A1h", "冰毒": "A1h", "六合彩": "A1h"}
+FILLER = "今天我们聊聊天气和城市的公园，"
+TAIL = "，然后继续说别的事情，一直说到结束为止。"
+
+
+def resident_id(region: str = "110101", birth: str = "19900307", seq: str = "123") -> str:
+    """A valid 18-digit 居民身份证 number (GB 11643 check digit)."""
+    body = region + birth + seq
+    weights = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
+    total = sum(int(d) * w for d, w in zip(body, weights, strict=True))
+    return body + "10X98765432"[total % 11]
+
+
+IDS = [resident_id(), resident_id("440305", "20011231", "456"), resident_id("310104", "19751010", "00" + "7")]
+
+
+def word_disguises(word: str) -> list[str]:
+    zw = "\u200b"
+    out = [word, " ".join(word), "*".join(word), zw.join(word), ".".join(word)]
+    if word == "赌博":
+        out.append("賭博")  # traditional
+    return out
+
+
+def id_disguises(number: str) -> list[str]:
+    full = "".join(chr(ord(c) + 0xFEE0) for c in number)
+    return [number, full, "\u200b".join(number), "\u200c".join(number[:9]) + number[9:]]
+
+
+class Env:
+    def __init__(self, url: str, ledger: Any) -> None:
+        self.client = openai.OpenAI(base_url=url + "/v1", api_key=TEST_KEY, max_retries=0)
+        self.ledger = ledger
+
+    def stream(self, text: str) -> tuple[str, Any]:
+        chunks = list(self.client.chat.completions.create(
+            model="hegui-demo", messages=[{"role": "user", "content": say64(text)}], stream=True))
+        received = "".join(c.choices[0].delta.content or "" for c in chunks)
+        return received, chunks[-1]
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    folder = tmp_path_factory.mktemp("leak")
+    (folder / "words.tsv").write_text("".join(f"{w}\t{r}\n" for w, r in WORDS.items()), encoding="utf-8")
+    cfg = write_config(folder, {
+        "lexicon": {"builtin": False, "files": [{"path": "words.tsv"}]},
+        "upstreams": [{"name": "demo", "base_url": "demo"}],
+    })
+    moderator = Moderator.from_config(cfg)
+    loaded = {d.name for d in moderator.detectors}
+    assert {"lexicon", "pii"} <= loaded, f"the lexicon and PII detectors must be built from config; got {loaded}"
+    with ledger_for("sqlite", folder, None) as ledger:
+        add_test_keys(ledger)
+        with serve(create_app(cfg, moderator=moderator, ledger=ledger)) as url:
+            yield Env(url, ledger)
+
+
+def shifted(secret: str, max_shift: int = 7) -> list[str]:
+    return [FILLER[: len(FILLER) - k] + secret + TAIL for k in range(max_shift)]
+
+
+def split_points(text: str, secret: str) -> set[int]:
+    """Offsets inside ``secret`` at which the demo tokenizer cuts ``text``."""
+    start = text.index(secret)
+    cuts, pos = set(), 0
+    for tok in tokenize(text):
+        pos += len(tok)
+        if start < pos < start + len(secret):
+            cuts.add(pos - start)
+    return cuts
+
+
+def test_the_shifts_split_every_word_at_every_position() -> None:
+    for word in WORDS:
+        for disguised in word_disguises(word):
+            seen: set[int] = set()
+            for text in shifted(disguised):
+                seen |= split_points(text, disguised)
+            assert seen == set(range(1, len(disguised))), (disguised, seen)
+    for number in IDS:
+        seen = set()
+        for text in shifted(number, 12):
+            seen |= split_points(text, number)
+        assert seen == set(range(1, len(number)))
+
+
+def assert_no_word(received: str) -> None:
+    norm = normalize(received).text
+    for word in WORDS:
+        assert word not in norm, f"{word!r} leaked in {received!r}"
+
+
+@pytest.mark.parametrize("word", list(WORDS))
+def test_lexicon_words_never_reach_the_client(env: Env, word: str) -> None:
+    for disguised in word_disguises(word):
+        for text in shifted(disguised):
+            received, last = env.stream(text)
+            assert_no_word(received)
+            assert last.choices[0].finish_reason == "content_filter", (disguised, received)
+            ext = last.model_extra["hegui"]
+            assert ext["retract"] is True and ext["risks"] == ["A1h"]
+            shown = received[: len(received) - len(ext["replacement"])]
+            assert text.startswith(shown) and len(shown) < text.index(disguised) + len(disguised)
+
+
+def digits_of(text: str) -> str:
+    return re.sub(r"[^0-9Xx]", "", normalize(text).text)
+
+
+@pytest.mark.parametrize("number", IDS)
+def test_resident_ids_never_reach_the_client(env: Env, number: str) -> None:
+    for disguised in id_disguises(number):
+        for text in shifted(disguised, 12):
+            received, last = env.stream(text)
+            assert number not in digits_of(received), f"{number} leaked in {received!r}"
+            assert received.startswith(FILLER[:3]) and received.endswith(TAIL), received  # masked, not cut
+            assert last.choices[0].finish_reason == "stop"
+            out = last.model_extra["hegui"]["decisions"]["output"]
+            row = env.ledger.decisions(decision_id=out, kind="decision")[0]
+            assert row.action == "mask" and "PI" in row.risks
+            assert number not in digits_of(row.excerpt)
+
+
+def test_a_clean_text_streams_through_unchanged(env: Env) -> None:
+    text = FILLER * 5 + TAIL
+    received, last = env.stream(text)
+    assert received == text and last.choices[0].finish_reason == "stop"
