@@ -288,24 +288,46 @@ def _parse_xml(data: bytes, what: str) -> ET.Element:
 
 
 def _custom_xml(old: bytes | None, label_json: str, name: str) -> bytes:
-    ET.register_namespace("vt", VT_NS)
-    if old:
-        root = _parse_xml(old, f"{name}: {CUSTOM_PART}")
-    else:
-        root = ET.Element(f"{{{CUSTOM_NS}}}Properties")
-    props = root.findall(f"{{{CUSTOM_NS}}}property")
-    for prop in props:
-        if prop.get("name") == "AIGC":
-            root.remove(prop)
-    pids = [
-        int(p.get("pid", "1")) for p in root.findall(f"{{{CUSTOM_NS}}}property") if p.get("pid", "").isdigit()
-    ]
-    prop = ET.SubElement(
-        root, f"{{{CUSTOM_NS}}}property", {"fmtid": FMTID, "pid": str(max([1, *pids]) + 1), "name": "AIGC"}
+    """custom.xml with one ``AIGC`` property; edited as text so every other property stays byte-identical."""
+
+    def prop_xml(prefix: str, pid: int) -> str:
+        return (
+            f'<{prefix}property fmtid="{FMTID}" pid="{pid}" name="AIGC">'
+            f'<vt:lpwstr xmlns:vt="{VT_NS}">{html.escape(label_json, quote=False)}</vt:lpwstr></{prefix}property>'
+        )
+
+    if not old:
+        return (
+            '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+            f'<Properties xmlns="{CUSTOM_NS}" xmlns:vt="{VT_NS}">' + prop_xml("", 2) + "</Properties>"
+        ).encode("utf-8")
+    root = _parse_xml(old, f"{name}: {CUSTOM_PART}")
+    if root.tag != f"{{{CUSTOM_NS}}}Properties":
+        raise LabelFormatError(f"{name}: {CUSTOM_PART} is not a custom-properties part")
+    text = old.decode("utf-8")
+    m = re.search(r"<(\w+:)?Properties\b", text)
+    prefix = (m.group(1) or "") if m else ""
+    p = re.escape(prefix)
+    text = re.sub(
+        rf"<{p}property\b[^>]*\bname\s*=\s*[\"']AIGC[\"'][^>]*?(?:/>|>.*?</{p}property\s*>)",
+        "",
+        text,
+        flags=re.S,
     )
-    ET.SubElement(prop, f"{{{VT_NS}}}lpwstr").text = label_json
-    body = ET.tostring(root, encoding="unicode", default_namespace=CUSTOM_NS)
-    return ('<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n' + body).encode("utf-8")
+    pids = [int(x) for x in re.findall(rf"<{p}property\b[^>]*\bpid\s*=\s*[\"'](\d+)[\"']", text)]
+    new = prop_xml(prefix, max([1, *pids]) + 1)
+    closing = re.search(rf"</{p}Properties\s*>", text)
+    if closing is None:
+        text = re.sub(
+            rf"<{p}Properties\b([^>]*?)/>",
+            rf"<{prefix}Properties\1>{new}</{prefix}Properties>",
+            text,
+            count=1,
+        )
+    else:
+        text = text[: closing.start()] + new + text[closing.start() :]
+    _parse_xml(text.encode("utf-8"), f"{name}: {CUSTOM_PART} (after edit)")
+    return text.encode("utf-8")
 
 
 def _custom_read(data: bytes, name: str) -> str | None:
