@@ -184,6 +184,7 @@ def build_tables(opts: NormalizeOptions) -> FoldTables:
         if (
             (ord(ch) < 0x80 or ord(ch) >= 0x530)
             and ch not in HOMOGLYPHS
+            and ch not in ENCLOSED_EXPANSIONS
             and ch not in t2s
             and unicodedata.is_normalized("NFKC", ch)
             and (not opts.casefold or ch.casefold() == ch)
