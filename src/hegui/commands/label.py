@@ -76,7 +76,8 @@ def _check_kind(path: Path, kind: str) -> None:
     from hegui.labeling.formats import kind_of, suffixes
 
     if kind_of(path) != kind:
-        raise UserError(f"{path}: not a {kind} file hegui labels ({' '.join(suffixes(kind))})")  # type: ignore[arg-type]
+        article = "an" if kind in ("image", "audio") else "a"
+        raise UserError(f"{path}: not {article} {kind} file hegui labels ({' '.join(suffixes(kind))})")  # type: ignore[arg-type]
 
 
 def _report(dst: Path, label: AIGCLabel) -> None:
