@@ -381,3 +381,14 @@ def test_exiftool_reads_the_label(tmp_path: Path, cfg: HeguiConfig, ext: str) ->
 
 def test_module_constants_describe_formats() -> None:
     assert set(img_mod.SUFFIX_KINDS) == {".jpg", ".jpeg", ".png", ".webp"}
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "L", "LA"])
+def test_png_modes_digest_matches_what_readers_decode(tmp_path: Path, cfg: HeguiConfig, mode: str) -> None:
+    from hegui.labeling.signing import SignatureStatus, verify_signature
+
+    src = tmp_path / "in.png"
+    noise(120, 90, mode="RGB").convert(mode).save(src)
+    dst = tmp_path / "out.png"
+    final = label_image(src, dst, cfg, new_label(cfg))
+    assert verify_signature(final, content_digest(dst), None) is SignatureStatus.HASH_ONLY

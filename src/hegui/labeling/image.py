@@ -269,7 +269,7 @@ def _jpeg_segments(data: bytes, name: str) -> tuple[list[_JpegSegment], int]:
             raise LabelFormatError(f"{name}: corrupt JPEG (expected a marker at byte {pos})")
         marker = data[pos + 1]
         if marker == 0xDA:
-            if b"\xff\xd9" not in data[pos:]:
+            if data.rfind(b"\xff\xd9", pos) < 0:
                 raise LabelFormatError(f"{name}: truncated JPEG (no end-of-image marker)")
             return segments, pos
         if marker in (0xD8, 0xD9) or 0xD0 <= marker <= 0xD7 or marker == 0x01:
@@ -668,8 +668,12 @@ def label_image(
             font_path=str(cfg.resolve_path(conf.font)) if conf.font else None,
         )
     encoded = _encode(img, kind, source)
-    # Lossy formats change the pixels on encoding: sign what a reader will decode.
-    digest = content_digest_bytes(encoded, str(dst))
+    if kind == "png" and img.mode in ("RGB", "RGBA"):
+        # PNG stores these modes losslessly: the decoded pixels are these pixels.
+        digest = pixel_digest(img)
+    else:
+        # Lossy formats change the pixels on encoding: sign what a reader will decode.
+        digest = content_digest_bytes(encoded, str(dst))
     final = sign(label, digest, load_signing_key(cfg))
     final.validate()
     write_bytes_atomic(dst, embed_label(encoded, final.to_json(), str(dst)))
