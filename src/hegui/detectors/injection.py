@@ -75,7 +75,7 @@ _LEAK_OBJ_ZH = r"(?:系统提示词?|系统指令|系统消息|系统设定|syst
 _NO_LIMIT_ZH = r"(?:没有任何|不受任何|没有|不受|无视|不遵守|摆脱|突破|无)(?:任何)?(?:限制|约束|审查|道德|伦理|过滤|规则|底线|束缚|规范)"
 _NO_LIMIT_EN = (
     r"(?:without|with no|free (?:of|from)|no longer (?:bound|restricted) by|not bound by|unbound by)\s+"
-    r"(?:any\s+)?(?:restrictions?|limitations?|limits|filters?|rules|censorship|guidelines|ethics|morals?|boundaries)"
+    r"(?:any\s+|all\s+)?(?:restrictions?|limitations?|limits|filters?|rules|censorship|guidelines|ethics|morals?|boundaries)"
 )
 _GRANNY_ZH = r"(?:奶奶|外婆|姥姥|祖母|爷爷|外公)"
 
@@ -232,6 +232,7 @@ _DISCUSSION = re.compile(
     r"how (?:do|can|to|should) (?:i |we |you )?(?:prevent|defend|detect|mitigate|protect|block|stop)|defen[cs]e against|mitigat",
     re.IGNORECASE,
 )
+_FLAGS = re.IGNORECASE | re.MULTILINE
 _DISCUSSION_REACH = 40
 """A discussion word within this many characters of a match dampens it."""
 
@@ -424,10 +425,12 @@ class InjectionDetector(Detector):
             for r in cfg.extra_rules
             if r.family in cfg.families
         ]
+        builtin = {r.id for r in RULES}
         compiled = [
             _Compiled(
                 r,
-                re.compile(r.pattern, re.IGNORECASE | re.MULTILINE),
+                # built-in rules use ASCII \b and \w, so "instructions谢谢" still ends a word
+                re.compile(r.pattern, _FLAGS | (re.ASCII if r.id in builtin else 0)),
                 cfg.scores.get(r.id, cfg.scores.get(r.family, r.score)),
             )
             for r in rules

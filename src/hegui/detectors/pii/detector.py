@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from hegui.text import NormalizedText
 
 
+_PHONE_KINDS = frozenset({"CN_MOBILE", "CN_LANDLINE"})
+
+
 @dataclass
 class PIIDetector(Detector):
     name: ClassVar[str] = "pii"
@@ -81,6 +84,8 @@ class PIIDetector(Detector):
         findings = []
         for r in self.analyze(text.text):
             start, end = text.to_original(r.start, r.end)
+            if start > 0 and text.original[start - 1] in "+＋" and r.kind in _PHONE_KINDS:
+                start -= 1  # the normaliser drops a "+" between CJK text and digits; mask it too
             digest = value_digest(r.kind, text.original[start:end], self.salt)
             findings.append(Finding("PI", start, end, r.score, self.name, f"pii:{r.kind}:{digest}", r.kind))
         return findings

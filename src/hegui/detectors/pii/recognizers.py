@@ -80,7 +80,10 @@ class Recognizer:
         return None
 
     def extract(self, text: str, m: re.Match[str]) -> tuple[int, int] | None:
-        """The span to report for a match: the group ``v`` if the pattern has one, else the match."""
+        """The span to report for a match: the group ``v`` if the pattern has one, else the match.
+
+        Patterns with a context trigger put ``v`` in a lookahead, so that a long value does not
+        swallow the next trigger (``姓名：张三联系人：李四``)."""
         if "v" in m.re.groupindex:
             return m.span("v")
         return m.span()
@@ -162,9 +165,9 @@ class ResidentIdRecognizer(Recognizer):
     patterns = (
         Pattern(
             "id18",
-            _NB
-            + r"[1-9]\d{5}[ -]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[ -]?\d{3}[0-9x]"
-            + _NA,
+            # digits-only boundaries: "ID110105…" is common, and the check digit protects us
+            r"(?<![0-9])[1-9]\d{5}[ -]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[ -]?\d{3}[0-9x]"
+            + r"(?![0-9])",
             1.0,
         ),
         # legacy 15-digit IDs have no check digit, so they need a context word to reach the default threshold
@@ -201,18 +204,19 @@ def _phone_type(value: str) -> int | None:
     import phonenumbers  # 35 ms to import; only texts with phone-like digits pay it
 
     digits = re.sub(r"\D", "", value)
-    if value.lstrip().startswith(("+", "(+")) or digits.startswith("0086"):
-        digits = digits[2:] if digits.startswith("00") else digits
-        raw = "+" + digits
-    elif digits.startswith("86") and len(digits) == 13:
-        raw = "+" + digits
+    if digits.startswith("00"):
+        digits = digits[2:]
+    # the normaliser may have dropped a "+" next to CJK text: a leading 86 is the country code
+    # when the number is not valid without it
+    candidates = [digits, "+" + digits] if digits.startswith("86") else [digits]
+    for raw in candidates:
+        try:
+            num = phonenumbers.parse(raw, "CN")
+        except phonenumbers.NumberParseException:
+            continue
+        if num.country_code == 86 and phonenumbers.is_valid_number(num):
+            break
     else:
-        raw = digits
-    try:
-        num = phonenumbers.parse(raw, "CN")
-    except phonenumbers.NumberParseException:
-        return None
-    if num.country_code != 86 or not phonenumbers.is_valid_number(num):
         return None
     return int(phonenumbers.number_type(num))
 
@@ -243,7 +247,9 @@ class LandlineRecognizer(Recognizer):
         Pattern("landline", _ND + r"(?:\(0\d{2,3}\)|0\d{2,3})[ -]?[2-9]\d{2,3}[ -]?\d{4}" + _NDA, 0.7),
         Pattern(
             "landline_intl",
-            _ND + r"(?:\+|00)86[ -]?(?:\(0?[1-9]\d{1,2}\)|0?[1-9]\d{1,2})[ -]?[2-9]\d{2,3}[ -]?\d{4}" + _NDA,
+            _ND
+            + r"(?:(?:\+|00)86[ -]?|86[ -]|\(\+?86\)[ -]?)(?:\(0?[1-9]\d{1,2}\)|0?[1-9]\d{1,2})[ -]?[2-9]\d{2,3}[ -]?\d{4}"
+            + _NDA,
             0.7,
         ),
     )
@@ -467,7 +473,7 @@ class AddressRecognizer(Recognizer):
             "address",
             "(?:"
             + "|".join(ADDRESS_TRIGGERS)
-            + r")(?:是|为|在)?[:：]?\s?(?P<v>[\u4e00-\u9fff0-9a-z#\-]{2,40})",
+            + r")(?:是|为|在)?[:：]?\s?(?=(?P<v>[\u4e00-\u9fff0-9a-z#\-]{2,40}))",
             0.75,
         ),
     )
@@ -503,7 +509,7 @@ _NAME_STOP_CHARS = frozenset(
 _NAME_STOP_WORDS = (
     "先生", "女士", "小姐", "老师", "师傅", "医生", "同学", "经理", "老板", "阿姨", "叔叔", "主任", "律师", "教授",
     "护士", "总", "性别", "年龄", "电话", "手机", "身份", "地址", "民族", "籍贯", "职业", "学历", "出生", "生日",
-    "邮箱", "证件", "单位", "昵称", "长相", "状态", "背景",
+    "邮箱", "证件", "单位", "昵称", "长相", "状态", "背景", *NAME_TRIGGERS_LABELLED, *NAME_TRIGGERS_COLON,
 )  # fmt: skip
 """Titles and the next field of a form: a name ends before them (``姓名：白性别：男``)."""
 _NOT_NAMES = (
@@ -527,20 +533,20 @@ class PersonNameRecognizer(Recognizer):
             "(?:"
             + "|".join(NAME_TRIGGERS_LABELLED + NAME_TRIGGERS_COLON)
             + ")(?P<form>[:：])"
-            + rf"\s?(?P<v>[\u4e00-\u9fff][\u4e00-\u9fff·•]{{1,{_NAME_MAX - 1}}})",
+            + rf"\s?(?=(?P<v>[\u4e00-\u9fff][\u4e00-\u9fff·•]{{1,{_NAME_MAX - 1}}}))",
             0.85,
         ),
         # a label without colon (姓名张三) or spoken words (我叫张三): a known surname is required
         Pattern(
             "name_label",
-            "(?:" + "|".join(NAME_TRIGGERS_LABELLED) + r")(?:是|为)?\s?(?P<v>[\u4e00-\u9fff]{2,4})",
+            "(?:" + "|".join(NAME_TRIGGERS_LABELLED) + r")(?:是|为)?\s?(?=(?P<v>[\u4e00-\u9fff]{2,4}))",
             0.75,
         ),
         Pattern(
             "name_spoken",
             "(?<!改)(?:"
             + "|".join(NAME_TRIGGERS_SPOKEN)
-            + r")(?:是|叫)?[:：]?\s?(?P<v>[\u4e00-\u9fff]{2,4})",
+            + r")(?:是|叫)?[:：]?\s?(?=(?P<v>[\u4e00-\u9fff]{2,4}))",
             0.65,
         ),
     )
