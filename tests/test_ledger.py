@@ -21,6 +21,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from hegui.config import load_config
+from hegui.errors import UserError
 from hegui.ledger import schema
 from hegui.ledger.chain import GENESIS, row_hash
 from hegui.ledger.config import LedgerConfig
@@ -592,3 +593,54 @@ def test_bad_urls_give_one_line(url: str, message: str) -> None:
         Ledger.open(url)
     text = str(err.value)
     assert message in text and "\n" not in text and "secret" not in text
+
+
+# ---------------------------------------------------------------- retention
+
+
+OLD = datetime(2020, 1, 1, tzinfo=UTC)
+
+
+def test_prune_deletes_the_old_prefix_and_keeps_the_chain(ledger: Ledger) -> None:
+    for i in range(4):
+        ledger.record_decision(rec(i, created_at=OLD + timedelta(minutes=i)))
+    ledger.record_decision(rec(4))  # young
+    ledger.record_decision(rec(5, created_at=OLD))  # old, but after a young one: stays
+    dry = ledger.prune(dry_run=True)
+    assert (dry.rows, dry.first_seq, dry.last_seq) == (4, 1, 4)
+    assert ledger.count_decisions() == 6
+    result = ledger.prune()
+    assert (result.rows, result.first_seq, result.last_seq) == (4, 1, 4)
+    assert sorted(r.seq for r in ledger.decisions()) == [5, 6]
+    [anchor] = ledger.anchors()
+    assert (anchor["seq"], anchor["row_hash"], anchor["rows_pruned"]) == (4, result.anchor_hash, 4)
+    assert ledger.decisions(decision_id="dec-4")[0].prev_hash == result.anchor_hash
+    ledger.record_decision(rec(6))
+    report = ledger.verify()
+    assert report.ok and report.rows_checked == 3
+    assert ledger.prune().rows == 0  # seq 5 is young: nothing more to cut
+    raw(ledger, "DELETE FROM decisions WHERE seq = 5")
+    [p] = ledger.verify().problems
+    assert (p.seq, p.what) == (5, "deleted")
+
+
+def test_prune_refuses_young_records_and_tampered_prefix(ledger: Ledger) -> None:
+    with pytest.raises(UserError, match="retention_days"):
+        ledger.prune(datetime.now(UTC) - timedelta(days=30))
+    for i in range(3):
+        ledger.record_decision(rec(i, created_at=OLD, action="block"))
+    raw(ledger, "UPDATE decisions SET action = 'allow' WHERE seq = 2")
+    with pytest.raises(LedgerError, match=r"refusing to prune.*seq 2"):
+        ledger.prune()
+    assert ledger.count_decisions() == 3 and ledger.anchors() == []
+
+
+def test_migration_from_0001_keeps_rows(target: Target) -> None:
+    engine = sa.create_engine(target.url)
+    schema.upgrade(engine, "0001")
+    assert schema.current_revision(engine) == "0001"
+    engine.dispose()
+    with Ledger.open(target.url) as led:  # 0001 -> head
+        assert schema.current_revision(led.engine) == schema.head_revision() != "0001"
+        led.record_decision(rec(1, created_at=OLD))
+        assert led.prune().rows == 1 and led.verify().ok

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -161,3 +162,34 @@ def test_account_and_key_commands(url: str) -> None:
     assert res.exit_code == 2 and "no API key key_missing" in res.output
     res = runner.invoke(app, ["ledger", "key", "create", "--account", "acc_missing", "--url", url])
     assert res.exit_code == 2 and "no account acc_missing" in res.output
+
+
+def test_prune(url: str) -> None:
+    with Ledger.open(url) as led:
+        for i in range(3):
+            led.record_decision(
+                DecisionRecord(
+                    f"d{i}",
+                    "r",
+                    None,
+                    None,
+                    None,
+                    "input",
+                    "default",
+                    "allow",
+                    [],
+                    [],
+                    {},
+                    "x",
+                    created_at=datetime(2020, 1, 1, tzinfo=UTC),
+                )
+            )
+    res = runner.invoke(app, ["ledger", "prune", "--url", url, "--days", "30"])
+    assert res.exit_code == 2 and "retention_days" in res.output
+    res = runner.invoke(app, ["ledger", "prune", "--url", url, "--dry-run"])
+    assert res.exit_code == 0 and "would delete 3 records (seq 1-3)" in res.output
+    res = runner.invoke(app, ["ledger", "prune", "--url", url, "--before", "2021-01-01", "--json"])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["rows"] == 3
+    res = runner.invoke(app, ["ledger", "verify", "--url", url])
+    assert res.exit_code == 0 and "0 rows checked" in res.output

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -145,6 +146,52 @@ def ledger_decisions(
         typer.echo(
             f"{r.seq}\t{r.created_at.isoformat(timespec='seconds')}\t{r.kind}\t{r.decision_id}\t"
             f"{r.direction}\t{r.scene}\t{r.action}\t{risks}"
+        )
+
+
+@ledger_app.command("prune")
+def ledger_prune(
+    config: Path | None = ConfigOpt,
+    url: str | None = UrlOpt,
+    days: int | None = typer.Option(
+        None,
+        "--days",
+        min=1,
+        help="Delete records older than this many days (default: ledger.retention_days).",
+    ),
+    before: datetime | None = typer.Option(
+        None,
+        "--before",
+        formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"],
+        help="Delete records created before this UTC date.",
+    ),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only say what would be deleted."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """Delete decision records past the retention period, keeping the chain verifiable (the last
+    deleted row's hash becomes the chain's anchor). Never younger than ledger.retention_days."""
+    if days is not None and before is not None:
+        typer.echo("error: give --days or --before, not both", err=True)
+        raise typer.Exit(2)
+    cutoff = before.replace(tzinfo=UTC) if before is not None else None
+    if days is not None:
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+    with _errors(), _open(config, url, create=False) as ledger:
+        result = ledger.prune(cutoff, dry_run=dry_run)
+    if as_json:
+        typer.echo(json.dumps({**result.to_dict(), "dry_run": dry_run}))
+        return
+    when = result.before.isoformat(timespec="seconds")
+    if not result.rows:
+        typer.echo(f"nothing to prune: no records before {when} (chain starts after seq {result.last_seq})")
+    elif dry_run:
+        typer.echo(
+            f"would delete {result.rows} records (seq {result.first_seq}-{result.last_seq}) before {when}"
+        )
+    else:
+        typer.echo(
+            f"deleted {result.rows} records (seq {result.first_seq}-{result.last_seq}) before {when}; "
+            f"chain anchor seq {result.last_seq} {result.anchor_hash}"
         )
 
 

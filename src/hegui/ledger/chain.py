@@ -19,7 +19,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from hegui.ledger.records import Problem
+from hegui.ledger.records import Problem, ProblemKind
 
 GENESIS = "0" * 64
 
@@ -111,22 +111,32 @@ class ChainVerifier:
     ``row_hash``), then :meth:`finish` with the stored chain head.
     """
 
-    def __init__(self, table: str, fields: tuple[str, ...], *, id_field: str = "decision_id") -> None:
+    def __init__(
+        self,
+        table: str,
+        fields: tuple[str, ...],
+        *,
+        id_field: str = "decision_id",
+        start_seq: int = 0,
+        start_hash: str = GENESIS,
+    ) -> None:
+        """``start_seq``/``start_hash``: where the chain begins: the genesis, or the anchor left by
+        the last retention prune (the seq and hash of the last row deleted)."""
         self.table = table
         self.fields = fields
         self.id_field = id_field
         self.problems: list[Problem] = []
         self.rows = 0
-        self.last_seq = 0
-        self.last_hash = GENESIS
+        self.last_seq = start_seq
+        self.last_hash = start_hash
         self._last_row: Mapping[str, Any] | None = None
 
-    def _problem(self, row: Mapping[str, Any] | None, seq: int, what: str, detail: str) -> None:
+    def _problem(self, row: Mapping[str, Any] | None, seq: int, what: ProblemKind, detail: str) -> None:
         self.problems.append(
             Problem(
                 table=self.table,
                 seq=seq,
-                what=what,  # type: ignore[arg-type]
+                what=what,
                 row_id=None if row is None else row.get("id"),
                 decision_id=None if row is None else row.get(self.id_field),
                 detail=detail,
@@ -154,7 +164,10 @@ class ChainVerifier:
             prev = self._last_row
             prev_seq = expected - 1
             if prev is None:
-                self._problem(row, seq, "inserted", "first row does not start from the genesis hash")
+                start = (
+                    "the genesis hash" if self.last_seq == 0 else f"the prune anchor (seq {self.last_seq})"
+                )
+                self._problem(row, seq, "inserted", f"first row does not link to {start}")
             else:
                 self._problem(
                     prev, prev_seq, "edited", f"row hash changed; seq {seq} links to a different row"

@@ -34,5 +34,8 @@ class LedgerConfig(BaseModel):
     flush (a record survives a server crash; costs one disk flush per decision); ``off`` returns
     before it (survives a gateway crash, but a database server crash can lose the last fraction
     of a second of records)."""
+    retention_days: int = Field(default=183, ge=183)
+    """Keep decision records at least this many days; `hegui ledger prune` deletes older ones. The
+    floor is 183 (six months: CSL Art. 23(3), Labeling Measures Art. 9)."""
     auto_migrate: bool = True
     """Run the ledger's migrations to head when the gateway opens the ledger."""

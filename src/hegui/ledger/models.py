@@ -105,6 +105,21 @@ class ChainHead(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
+class ChainAnchor(Base):
+    """Where a chain starts after a retention prune: the seq and hash of the last row deleted.
+    One row per prune, so the history of pruning stays visible."""
+
+    __tablename__ = "chain_anchors"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    chain: Mapped[str] = mapped_column(String(64), index=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    row_hash: Mapped[str] = mapped_column(String(64))
+    pruned_before: Mapped[datetime] = mapped_column()
+    rows_pruned: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class LedgerMeta(Base):
     __tablename__ = "ledger_meta"
 

@@ -146,3 +146,20 @@ class VerifyReport:
             "problems": [p.to_dict() for p in self.problems],
             "heads": {t: {"seq": s, "hash": h} for t, (s, h) in self.heads.items()},
         }
+
+
+@dataclass
+class PruneResult:
+    """What :meth:`Ledger.prune` deleted (or would delete, on a dry run)."""
+
+    before: datetime
+    rows: int
+    first_seq: int
+    last_seq: int
+    anchor_hash: str = ""
+    """Hash of the last row deleted: where the chain now starts."""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["before"] = self.before.isoformat()
+        return d

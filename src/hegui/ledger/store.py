@@ -15,7 +15,7 @@ import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,10 +26,12 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from hegui.errors import UserError
 from hegui.ledger import schema
 from hegui.ledger.chain import (
     CHAINED_TABLES,
     DECISION_FIELDS,
+    GENESIS,
     ChainVerifier,
     clean_json,
     clean_text,
@@ -42,12 +44,21 @@ from hegui.ledger.models import (
     AccountRow,
     ApiKeyRow,
     Base,
+    ChainAnchor,
     ChainHead,
     Decision,
     LedgerMeta,
     utcnow,
 )
-from hegui.ledger.records import KINDS, Account, ApiKey, DecisionRecord, DecisionRow, VerifyReport
+from hegui.ledger.records import (
+    KINDS,
+    Account,
+    ApiKey,
+    DecisionRecord,
+    DecisionRow,
+    PruneResult,
+    VerifyReport,
+)
 
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
@@ -63,6 +74,7 @@ _heads = Base.metadata.tables[ChainHead.__tablename__]
 _meta = Base.metadata.tables[LedgerMeta.__tablename__]
 _accounts = Base.metadata.tables[AccountRow.__tablename__]
 _keys = Base.metadata.tables[ApiKeyRow.__tablename__]
+_anchors = Base.metadata.tables[ChainAnchor.__tablename__]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -488,6 +500,33 @@ class Ledger:
             rows = conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash)).all()
         return {r.chain: (int(r.seq), r.row_hash) for r in rows}
 
+    def _anchor(self, conn: Connection, chain: str) -> tuple[int, str]:
+        """(seq, hash) the chain starts from: the newest prune anchor, else the genesis."""
+        r = conn.execute(
+            sa.select(_anchors.c.seq, _anchors.c.row_hash)
+            .where(_anchors.c.chain == chain)
+            .order_by(_anchors.c.seq.desc())
+            .limit(1)
+        ).one_or_none()
+        return (0, GENESIS) if r is None else (int(r.seq), str(r.row_hash))
+
+    def _check_range(
+        self, conn: Connection, chain: str, start: tuple[int, str], end_seq: int | None = None
+    ) -> ChainVerifier:
+        table = Base.metadata.tables[chain]
+        verifier = ChainVerifier(chain, CHAINED_TABLES[chain], start_seq=start[0], start_hash=start[1])
+        last = start[0]
+        while True:
+            q = sa.select(table).where(table.c.seq > last)
+            if end_seq is not None:
+                q = q.where(table.c.seq <= end_seq)
+            batch = conn.execute(q.order_by(table.c.seq).limit(VERIFY_BATCH)).all()
+            for r in batch:
+                verifier.check(dict(r._mapping))
+            if len(batch) < VERIFY_BATCH:
+                return verifier
+            last = int(batch[-1].seq)
+
     def verify(self) -> VerifyReport:
         """Re-hash every chained row and check every link, in one consistent snapshot."""
         report = VerifyReport()
@@ -500,31 +539,92 @@ class Ledger:
                         r.chain: (int(r.seq), str(r.row_hash))
                         for r in conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash))
                     }
-                    for table_name, fields in CHAINED_TABLES.items():
-                        table = Base.metadata.tables[table_name]
-                        verifier = ChainVerifier(table_name, fields)
-                        last = 0
-                        while True:
-                            batch = conn.execute(
-                                sa.select(table)
-                                .where(table.c.seq > last)
-                                .order_by(table.c.seq)
-                                .limit(VERIFY_BATCH)
-                            ).all()
-                            for r in batch:
-                                verifier.check(dict(r._mapping))
-                            if len(batch) < VERIFY_BATCH:
-                                break
-                            last = int(batch[-1].seq)
-                        head = heads.get(table_name)
+                    for chain in CHAINED_TABLES:
+                        verifier = self._check_range(conn, chain, self._anchor(conn, chain))
+                        head = heads.get(chain)
                         verifier.finish(*(head if head else (None, None)))
                         report.rows_checked += verifier.rows
                         report.problems.extend(verifier.problems)
                         if head:
-                            report.heads[table_name] = head
+                            report.heads[chain] = head
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot verify the ledger: {_first_line(exc)}") from exc
         return report
+
+    # ----------------------------------------------------------------- retention
+
+    def prune(self, before: datetime | None = None, *, dry_run: bool = False) -> PruneResult:
+        """Delete the oldest decision rows, those created before ``before`` (default: now minus
+        ``ledger.retention_days``), keeping the chain checkable.
+
+        Only a prefix of the chain goes (rows up to the first one that is still young), and only
+        when that prefix verifies: a prune never destroys the evidence of tampering. The seq and
+        hash of the last row deleted are kept as the chain's new anchor.
+        """
+        now = utcnow()
+        limit = now - timedelta(days=self.config.retention_days)
+        if before is None:
+            before = limit
+        if before.tzinfo is None:
+            before = before.replace(tzinfo=UTC)
+        if before > limit:
+            raise UserError(
+                f"refusing to prune records younger than ledger.retention_days ({self.config.retention_days} "
+                f"days): {before.isoformat(timespec='seconds')} is after {limit.isoformat(timespec='seconds')}"
+            )
+        chain = "decisions"
+        try:
+            with self._append_lock, self.engine.connect() as conn:
+                self._begin_write(conn)
+                with conn.begin():
+                    head = conn.execute(
+                        sa.select(_heads.c.seq).where(_heads.c.chain == chain).with_for_update()
+                    ).scalar_one()
+                    anchor = self._anchor(conn, chain)
+                    first_young = conn.execute(
+                        sa.select(sa.func.min(_decisions.c.seq)).where(
+                            _decisions.c.created_at >= before, _decisions.c.seq > anchor[0]
+                        )
+                    ).scalar_one_or_none()
+                    cut = int(head) if first_young is None else int(first_young) - 1
+                    result = PruneResult(before=before, rows=0, first_seq=anchor[0] + 1, last_seq=cut)
+                    if cut <= anchor[0]:
+                        result.last_seq = anchor[0]
+                        return result
+                    checked = self._check_range(conn, chain, anchor, cut)
+                    if checked.problems or checked.last_seq != cut:
+                        first = checked.problems[0] if checked.problems else None
+                        raise LedgerError(
+                            "refusing to prune: the rows to delete do not verify"
+                            + (f" ({first})" if first else f" (seq {checked.last_seq + 1}-{cut} missing)")
+                            + "; run `hegui ledger verify`"
+                        )
+                    result.rows = checked.rows
+                    result.anchor_hash = checked.last_hash
+                    if dry_run:
+                        return result  # nothing written: the commit on leaving is empty
+                    conn.execute(
+                        sa.delete(_decisions).where(_decisions.c.seq > anchor[0], _decisions.c.seq <= cut)
+                    )
+                    conn.execute(
+                        sa.insert(_anchors).values(
+                            chain=chain,
+                            seq=cut,
+                            row_hash=checked.last_hash,
+                            pruned_before=before,
+                            rows_pruned=checked.rows,
+                            created_at=now,
+                        )
+                    )
+                    return result
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot prune the ledger: {_first_line(exc)}") from exc
+
+    def anchors(self) -> list[dict[str, Any]]:
+        """Every prune so far: chain, seq and hash of the last row deleted, cut-off, rows, when."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(sa.select(_anchors).order_by(_anchors.c.id)).all()
+        return [dict(r._mapping) for r in rows]
 
     # ----------------------------------------------------------------- accounts and keys
 
