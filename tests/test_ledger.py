@@ -291,6 +291,37 @@ def test_stream_open_progress_and_close(ledger: Ledger) -> None:
     assert ledger.verify().ok
 
 
+KILLED_MID_STREAM = textwrap.dedent(
+    """
+    import os, signal, sys
+    sys.path.insert(0, {src!r})
+    from hegui.ledger.records import DecisionRecord
+    from hegui.ledger.store import Ledger
+    led = Ledger.open(sys.argv[1])
+    led.open_stream(DecisionRecord("s-1", "r-1", "acc", "key", "m", "output", "default", "pending",
+                                   [], [], {{}}, ""))
+    led.update_stream("s-1", {{"sent_chars": 57, "cut": False, "client_disconnected": False,
+                               "upstream_error": None}})
+    os.kill(os.getpid(), signal.SIGKILL)  # no close, no flush, no atexit
+    """
+)
+
+
+def test_a_killed_process_leaves_its_open_stream(target: Target) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_STREAM.format(src=str(SRC)), target.url],
+        capture_output=True,
+        timeout=120,
+    )
+    assert proc.returncode == -9, proc.stderr.decode()
+    with Ledger.open(target.url) as led:
+        [crashed] = led.open_streams()
+        assert (
+            crashed.decision_id == "s-1" and crashed.stream is not None and crashed.stream["sent_chars"] == 57
+        )
+        assert led.verify().ok
+
+
 # ---------------------------------------------------------------- the chain
 
 
