@@ -206,7 +206,7 @@ def test_config_section_validates_risk_codes_with_line(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"hegui\.yaml:4: lexicon\.files\.0\.risk: .*unknown risk code 'A7x'"):
         load_config(cfg_file, environ={})
     write(tmp_path / "hegui.yaml", "lexicon:\n  bogus: 1\n")
-    with pytest.raises(ConfigError, match="lexicon.bogus: unknown key"):
+    with pytest.raises(ConfigError, match=r"lexicon\.bogus: unknown key"):
         load_config(tmp_path / "hegui.yaml", environ={})
 
 
@@ -439,7 +439,7 @@ WORDS = ["赌博网站", "冰毒出售", "约炮", "k粉", "六合彩特码"]
 SEPARATORS = [" ", "*", ".", "_", "-", "|", "/", "\u200b", "\u200c", "\ufeff", "\u00ad", "·", " * ", "🎲", "\u3000", "~"]
 INVISIBLE = ["\u200b", "\u200c", "\u200d", "\ufeff", "\u00ad", "\u2060"]
 CONTEXT = st.lists(
-    st.sampled_from(list("我你他的了是在有这个吗呢，。！？：“”（）…abcXYZ0129 \n") + ["😀", "ＡＢ", "臺灣", "\u200b"]),
+    st.sampled_from([*"我你他的了是在有这个吗呢，。！？：“”（）…abcXYZ0129 \n", "😀", "ＡＢ", "臺灣", "\u200b"]),
     max_size=30,
 ).map("".join)
 

@@ -170,7 +170,7 @@ def reference(text: str, opts: NormalizeOptions | None = None) -> NormalizedText
         for c in folded:
             chars.append((c, classify(c), i))
     keep = [True] * len(chars)
-    for k, (c, cls, _) in enumerate(chars):
+    for k, (_c, cls, _) in enumerate(chars):
         if cls == 4:
             keep[k] = False
         elif cls == SEP and opts.remove_separators:

@@ -109,6 +109,12 @@ class LexiconConfig(BaseModel):
     """Words of up to this many ideographs also get every pinyin/character mix (2^n variants)."""
 
 
+def file_config_from_argument(arg: str) -> LexiconFileConfig:
+    """A ``files`` entry for a CLI ``--lexicon`` argument: ``PATH`` or ``PATH:RISK`` (absolute path)."""
+    spec = spec_from_argument(arg)
+    return LexiconFileConfig(path=str(spec.path.resolve()), name=spec.name, risk=spec.risk)
+
+
 # ----------------------------------------------------------------------------- compiled state
 
 
