@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import tempfile
 from pathlib import Path
@@ -64,19 +65,27 @@ def serve(
         return
     # Several processes: migrate the ledger once here (not racing in every worker), then let each
     # worker build its own app from the same file. Counters go to a shared multiprocess folder.
-    from hegui.gateway.app import CONFIG_ENV, check_upstreams, open_ledger
+    from hegui.gateway.app import CONFIG_ENV, check_scenes, check_upstreams, open_ledger
     from hegui.gateway.metrics import MULTIPROC_ENV
+    from hegui.moderation import Moderator
 
     check_upstreams(cfg)
+    check_scenes(cfg, Moderator.from_config(cfg))
     open_ledger(cfg).close()
     if config is not None:
         os.environ[CONFIG_ENV] = str(config.resolve())
     else:
         os.environ.pop(CONFIG_ENV, None)
+    own_dir = None
     if not os.environ.get(MULTIPROC_ENV):
-        os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="hegui-metrics-")
+        own_dir = tempfile.mkdtemp(prefix="hegui-metrics-")
+        os.environ[MULTIPROC_ENV] = own_dir
     typer.echo(f"hegui gateway on http://{host}:{port}/v1 with {workers} workers (config: {cfg.source})", err=True)
-    uvicorn.run("hegui.gateway.app:create_app_from_env", factory=True, workers=workers, **common)
+    try:
+        uvicorn.run("hegui.gateway.app:create_app_from_env", factory=True, workers=workers, **common)
+    finally:
+        if own_dir:
+            shutil.rmtree(own_dir, ignore_errors=True)
 
 
 def demo_banner(url: str, folder: Path) -> str:

@@ -409,13 +409,13 @@ class Gateway:
     # -- admin -----------------------------------------------------------------------------------
 
     async def require_admin(self, request: Request) -> Principal:
-        if not self.auth.admin_enabled:
-            raise GatewayError(403, f"admin routes are disabled: set ${self.gw.admin_key_env}",
-                               type="permission_error", code="admin_disabled")
         principal = await self.auth.authenticate(request)
-        if not principal.admin:
-            raise GatewayError(403, "this route needs the admin key", type="permission_error", code="not_admin")
-        return principal
+        if principal.admin:
+            return principal
+        if not self.auth.admin_enabled:
+            raise GatewayError(403, f"admin routes need an admin key: set ${self.gw.admin_key_env} or use a "
+                               "ledger key created as admin", type="permission_error", code="admin_disabled")
+        raise GatewayError(403, "this route needs the admin key", type="permission_error", code="not_admin")
 
     async def admin_keys(self, request: Request) -> Response:
         await self.require_admin(request)

@@ -1,0 +1,238 @@
+"""What hegui adds to a request: the gateway vs. calling the same upstream directly, in one run.
+
+Starts the demo upstream (token delay 0) and ``hegui serve`` (SQLite ledger in a temp folder,
+the configured detectors) as separate processes on loopback, then drives both from a third process
+with the same load (concurrency 8; each phase bounded by a request count and a time limit).
+The prompt is 1,000 Chinese characters and the model answers it back in full, so input and output
+moderation both see 1,000 characters. Prints p50/p99 for direct and gateway requests and the
+difference (the time hegui adds), for non-streamed requests and for streams (also per chunk).
+
+    python bench/gateway.py [--requests 500] [--seconds 15] [--concurrency 8] [--config hegui.yaml]
+
+Aim: p50 added <= 3 ms, p99 added <= 15 ms (non-streamed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+BENCH_KEY = "sk-hegui-bench"
+PARAGRAPH = (
+    "人工智能技术的发展为社会带来了新的机遇，也提出了新的治理问题。服务提供者应当依法开展训练数据处理活动，"
+    "使用具有合法来源的数据和基础模型，采取有效措施提高训练数据质量，增强训练数据的真实性、准确性、客观性和多样性。"
+    "在提供服务的过程中，应当明确并公开服务的适用人群、场合和用途，指导使用者科学理性认识和依法使用生成式人工智能技术。"
+)
+
+
+def prompt_text(n: int = 1000) -> str:
+    return (PARAGRAPH * (n // len(PARAGRAPH) + 1))[:n]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_http(url: str, timeout: float = 60) -> None:
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    raise SystemExit(f"{url} did not come up within {timeout:g} s")
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    idx = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[idx]
+
+
+# ---------------------------------------------------------------------------- load driver (own process)
+
+
+async def one(client: Any, base: str, key: str | None, body: dict[str, Any]) -> tuple[float, int, float]:
+    """Returns (seconds to the last byte, chunks received, seconds to the first content chunk)."""
+    headers = {"authorization": f"Bearer {key}"} if key else {}
+    t0 = time.perf_counter()
+    if not body.get("stream"):
+        r = await client.post(base + "/chat/completions", json=body, headers=headers)
+        r.raise_for_status()
+        r.json()
+        dt = time.perf_counter() - t0
+        return dt, 1, dt
+    chunks = 0
+    first = 0.0
+    async with client.stream("POST", base + "/chat/completions", json=body, headers=headers) as r:
+        r.raise_for_status()
+        async for line in r.aiter_lines():
+            if line.startswith("data: {"):
+                if '"content":"' in line and '"content":""' not in line:
+                    chunks += 1
+                    if not first:
+                        first = time.perf_counter() - t0
+    return time.perf_counter() - t0, chunks, first
+
+
+async def phase(base: str, key: str | None, stream: bool, requests: int, seconds: float, conc: int) -> dict[str, Any]:
+    import httpx
+
+    body = {"model": "hegui-demo", "stream": stream,
+            "messages": [{"role": "user", "content": "/say " + prompt_text()}]}
+    lat: list[float] = []
+    firsts: list[float] = []
+    chunk_counts: list[int] = []
+    errors = 0
+    issued = 0
+    deadline = time.monotonic() + seconds
+    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    async with httpx.AsyncClient(timeout=60, limits=limits) as client:
+        for _ in range(conc):  # warm up connections and caches
+            await one(client, base, key, body)
+
+        async def worker() -> None:
+            nonlocal issued, errors
+            while issued < requests and time.monotonic() < deadline:
+                issued += 1
+                try:
+                    dt, chunks, first = await one(client, base, key, body)
+                except Exception:
+                    errors += 1
+                    continue
+                lat.append(dt)
+                chunk_counts.append(chunks)
+                firsts.append(first)
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(conc)))
+        wall = time.perf_counter() - t0
+    return {"n": len(lat), "errors": errors, "wall": wall, "lat": lat, "first": firsts,
+            "chunks": statistics.mean(chunk_counts) if chunk_counts else 0}
+
+
+def drive(args: argparse.Namespace) -> None:
+    out = {}
+    for stream in (False, True):
+        for name, base, key in (("direct", args.direct, None), ("hegui", args.gateway, BENCH_KEY)):
+            out[f"{name}_{'stream' if stream else 'plain'}"] = asyncio.run(
+                phase(base, key, stream, args.requests, args.seconds, args.concurrency))
+    json.dump(out, sys.stdout)
+
+
+# ---------------------------------------------------------------------------- orchestration
+
+
+def report(res: dict[str, Any], conc: int) -> None:
+    ms = 1000.0
+    print(f"\nprompt 1,000 Chinese characters, answer 1,000 characters, concurrency {conc}\n")
+    print(f"{'':22}{'n':>6}{'err':>5}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}")
+    for key, r in res.items():
+        print(f"{key:22}{r['n']:>6}{r['errors']:>5}{r['n'] / r['wall']:>9.1f}"
+              f"{pct(r['lat'], 50) * ms:>10.2f}{pct(r['lat'], 99) * ms:>10.2f}")
+    for kind in ("plain", "stream"):
+        d, h = res[f"direct_{kind}"], res[f"hegui_{kind}"]
+        add50 = (pct(h["lat"], 50) - pct(d["lat"], 50)) * ms
+        add99 = (pct(h["lat"], 99) - pct(d["lat"], 99)) * ms
+        tput = (h["n"] / h["wall"]) / (d["n"] / d["wall"]) if d["n"] and h["n"] else float("nan")
+        line = (f"\n{kind:>6}: hegui adds p50 {add50:.2f} ms, p99 {add99:.2f} ms; "
+                f"throughput hegui/direct = {tput:.2f}")
+        if kind == "stream":
+            chunks = max(h["chunks"], 1)
+            first = (pct(h["first"], 50) - pct(d["first"], 50)) * ms
+            line += (f"\n        per chunk (p50 over {chunks:.0f} chunks): {add50 / chunks:.3f} ms; "
+                     f"time to first chunk added p50 {first:.2f} ms")
+        print(line)
+    plain = res["hegui_plain"], res["direct_plain"]
+    add50 = (pct(plain[0]["lat"], 50) - pct(plain[1]["lat"], 50)) * ms
+    add99 = (pct(plain[0]["lat"], 99) - pct(plain[1]["lat"], 99)) * ms
+    verdict = "met" if add50 <= 3 and add99 <= 15 else "NOT met"
+    print(f"\naim (non-streamed p50 added <= 3 ms, p99 added <= 15 ms): {verdict}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--requests", type=int, default=500, help="Requests per phase (4 phases; 2,000 in all).")
+    ap.add_argument("--seconds", type=float, default=15.0, help="Time limit per phase.")
+    ap.add_argument("--concurrency", type=int, default=8)
+    ap.add_argument("--config", type=Path, help="hegui.yaml for detectors and policy (default: embedded defaults).")
+    ap.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--direct", help=argparse.SUPPRESS)
+    ap.add_argument("--gateway", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.drive:
+        drive(args)
+        return
+
+    import yaml
+
+    py = sys.executable
+    up_port, gw_port = free_port(), free_port()
+    procs: list[subprocess.Popen[bytes]] = []
+    with tempfile.TemporaryDirectory(prefix="hegui-bench-") as tmp:
+        base_cfg: dict[str, Any] = {}
+        if args.config:
+            base_cfg = yaml.safe_load(args.config.read_text(encoding="utf-8")) or {}
+            for key in ("policy",):
+                if isinstance(base_cfg.get(key), str):
+                    base_cfg[key] = str((args.config.parent / base_cfg[key]).resolve())
+        cfg = {**base_cfg,
+               "ledger": {**base_cfg.get("ledger", {}), "url": f"sqlite:///{tmp}/bench.db"},
+               "upstreams": [{"name": "mock", "base_url": f"http://127.0.0.1:{up_port}/v1", "models": ["*"]}]}
+        cfg_path = Path(tmp) / "hegui.yaml"
+        cfg_path.write_text(yaml.safe_dump(cfg, allow_unicode=True), encoding="utf-8")
+        from hegui.ledger.store import Ledger
+
+        with Ledger.open(f"sqlite:///{tmp}/bench.db") as ledger:
+            ledger.ensure_account("acc_bench")
+            ledger.ensure_api_key("acc_bench", BENCH_KEY)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        try:
+            procs.append(subprocess.Popen(
+                [py, "-m", "hegui.gateway.demo_upstream", "--port", str(up_port), "--token-delay-ms", "0"], env=env))
+            procs.append(subprocess.Popen(
+                [py, "-c", "from hegui.cli import main; main()", "serve", "--config", str(cfg_path),
+                 "--port", str(gw_port), "--log-level", "warning"], env=env))
+            wait_http(f"http://127.0.0.1:{up_port}/healthz")
+            wait_http(f"http://127.0.0.1:{gw_port}/healthz")
+            driver = subprocess.run(
+                [py, __file__, "--drive", "--direct", f"http://127.0.0.1:{up_port}/v1",
+                 "--gateway", f"http://127.0.0.1:{gw_port}/v1", "--requests", str(args.requests),
+                 "--seconds", str(args.seconds), "--concurrency", str(args.concurrency)],
+                env=env, capture_output=True, check=True, timeout=4 * args.seconds + 120,
+            )
+            results = json.loads(driver.stdout)
+            with Ledger.open(f"sqlite:///{tmp}/bench.db") as ledger:
+                rows = ledger.count_decisions()
+        finally:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+    report(results, args.concurrency)
+    print(f"ledger rows written during the run: {rows}")
+
+
+if __name__ == "__main__":
+    main()
