@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hegui import masking
 from hegui.detectors.base import Detector, Finding
 from hegui.errors import UserError
 from hegui.policy import Action, Direction, Policy, load_policy
@@ -24,6 +25,7 @@ from hegui.text import NormalizedText, normalize
 
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
+    from hegui.masking import TokenVault
 
 # Extra normalised characters held back beyond the detectors' own hold-back: normalisation looks a
 # little ahead (separator removal needs the next CJK character, OpenCC converts phrases).
@@ -84,23 +86,42 @@ class Verdict:
         }
 
 
-def mask_spans(original: str, findings: Sequence[Finding], *, pi_operator: str = "partial") -> str:
-    """Mask the spans of ``findings`` in ``original`` (TEMPORARY: ＊ for every character)."""
-    if not findings:
-        return original
-    chars = list(original)
-    for f in findings:
-        for i in range(f.start, min(f.end, len(chars))):
-            chars[i] = "＊"
-    return "".join(chars)
+@dataclass
+class Masker:
+    """Applies the ``mask`` action and redacts records, with the PII section's operators."""
+
+    operators: dict[str, str] = field(default_factory=lambda: {"*": "redact"})
+    salt: bytes | None = None
+    vault: TokenVault | None = None
+
+    @classmethod
+    def from_config(cls, cfg: HeguiConfig) -> Masker:
+        return cls(cfg.pii.operators(), cfg.pii.salt(), cfg.pii.open_vault(cfg.base_dir))
+
+    def mask(self, original: str, findings: Sequence[Finding]) -> str:
+        """The text to pass on: each finding masked with its configured operator."""
+        return masking.mask(original, findings, self.operators, salt=self.salt, vault=self.vault) if findings \
+            else original
+
+    def redact(self, original: str, findings: Sequence[Finding]) -> str:
+        """The text to store: personal information replaced by type tags, nothing reversible."""
+        pi = [f for f in findings if f.risk == "PI"]
+        return masking.mask(original, pi, "redact") if pi else original
 
 
 class Moderator:
     """Detectors + policy → :class:`Verdict`. Safe to share between threads and tasks."""
 
-    def __init__(self, detectors: Sequence[Detector], policy: Policy, cfg: HeguiConfig | None = None) -> None:
+    def __init__(
+        self,
+        detectors: Sequence[Detector],
+        policy: Policy,
+        cfg: HeguiConfig | None = None,
+        masker: Masker | None = None,
+    ) -> None:
         self.detectors = list(detectors)
         self.policy = policy
+        self.masker = masker or (Masker.from_config(cfg) if cfg is not None else Masker())
         self._cfg = cfg
 
     @classmethod
@@ -160,10 +181,9 @@ class Moderator:
                 message = msg
         if failed and self.policy.fails_closed(scene) and action.severity < Action.REFUSE.severity:
             action, message = Action.REFUSE, self.policy.error_refusal
-        pi = [f for f in findings if f.risk == "PI"]
-        redacted = mask_spans(original, pi, pi_operator="redact") if pi else original
+        redacted = self.masker.redact(original, findings)
         if action.passes:
-            text = mask_spans(original, to_mask) if action is Action.MASK else original
+            text = self.masker.mask(original, to_mask) if action is Action.MASK else original
             refusal = None
         else:
             refusal = message or self.policy.refusal_for(scene)
@@ -273,8 +293,7 @@ class StreamModerator:
     def redacted_sent(self) -> str:
         """What was sent, with personal information masked: safe to store in records."""
         sent = self.buffer[: self.emitted_upto]
-        pi = [f for f in self.findings if f.risk == "PI" and f.end <= self.emitted_upto]
-        return mask_spans(sent, pi, pi_operator="redact") if pi else sent
+        return self.moderator.masker.redact(sent, [f for f in self.findings if f.end <= self.emitted_upto])
 
     # -- window detectors --------------------------------------------------------------------------
 

@@ -1,4 +1,8 @@
-"""Factories that build each built-in detector from the root config (see ``registry.BUILTIN``)."""
+"""Factories that build each built-in detector from the root config (see ``registry.BUILTIN``).
+
+Each returns ``None`` when its section is disabled. Imports are local so that only the detectors a
+config enables are imported.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +14,27 @@ if TYPE_CHECKING:
 
 
 def lexicon(cfg: HeguiConfig) -> Detector | None:
-    return None
+    if not cfg.lexicon.enabled:
+        return None
+    from hegui.detectors.lexicon import LexiconDetector
+
+    return LexiconDetector.from_config(cfg.lexicon, cfg.base_dir)
 
 
 def pii(cfg: HeguiConfig) -> Detector | None:
-    return None
+    if not cfg.pii.enabled:
+        return None
+    from hegui.detectors.pii import PIIDetector
+
+    return PIIDetector.from_config(cfg.pii)
 
 
 def injection(cfg: HeguiConfig) -> Detector | None:
-    return None
+    if not cfg.injection.enabled:
+        return None
+    from hegui.detectors.injection import InjectionDetector
+
+    return InjectionDetector(config=cfg.injection)
 
 
 def classifier(cfg: HeguiConfig) -> Detector | None:
