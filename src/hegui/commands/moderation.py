@@ -50,7 +50,9 @@ def build_moderator(config: Path | None, lexicons: list[Path] | None) -> Moderat
 
 
 def _add_lexicons(cfg: Any, paths: list[Path]) -> None:
-    raise UserError("--lexicon is not available yet")
+    from hegui.detectors.lexicon import file_config_from_argument
+
+    cfg.lexicon.files.extend(file_config_from_argument(str(p)) for p in paths)
 
 
 def _verdict_json(v: Verdict, **extra: Any) -> dict[str, Any]:
