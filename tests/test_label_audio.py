@@ -330,6 +330,11 @@ def test_truncated_wav_leaves_no_output(wav: Path, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.wav", "speech.wav"]
 
 
+def test_output_suffix_must_match_the_container(wav: Path, tmp_path: Path) -> None:
+    with pytest.raises(LabelFormatError, match=r"out\.mp3: output suffix \.mp3 does not match the input .*\(WAV\)"):
+        audio.write_label(wav, tmp_path / "out.mp3", LABEL)
+
+
 def test_clip_cue_needs_a_clip() -> None:
     with pytest.raises(ValueError, match=r"labeling\.audio\.clip"):
         audio.AudioLabelConfig(cue="clip")

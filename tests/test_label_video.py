@@ -169,6 +169,17 @@ def test_aac_option_reencodes_audio(source: Path, tmp_path: Path) -> None:
     assert abs(audio_duration(dst) - audio_duration(source)) <= 0.1
 
 
+def test_video_without_audio(tmp_path: Path) -> None:
+    src, dst = tmp_path / "silent.mp4", tmp_path / "out.mp4"
+    make_video(src, audio=False)
+    cfg = HeguiConfig()
+    final = video.label_video(src, dst, cfg, new_label(cfg))
+    assert video.read_label(dst) == final.to_json()
+    assert video.video_has_explicit_label(dst) is True
+    with av.open(str(dst)) as c:
+        assert not c.streams.audio
+
+
 # ------------------------------------------------------------------------------------------- digest
 
 

@@ -475,10 +475,26 @@ def _open_av(path: Path) -> Iterator[Any]:
 # --------------------------------------------------------------------------------------- public trio
 
 
+_KIND_SUFFIXES: dict[str, frozenset[str]] = {
+    "wav": frozenset({".wav", ".wave"}),
+    "mp3": frozenset({".mp3"}),
+    "flac": frozenset({".flac"}),
+    "ogg": frozenset({".ogg", ".oga", ".opus"}),
+}
+
+
+def _check_dst_suffix(src: Path, dst: Path, kind: Kind) -> None:
+    """The output keeps the input's container, so its name must not claim another one."""
+    suffix = dst.suffix.lower()
+    if suffix in SUFFIXES and suffix not in _KIND_SUFFIXES[kind]:
+        raise LabelFormatError(f"{dst}: output suffix {suffix} does not match the input {src} ({kind.upper()})")
+
+
 def write_label(src: Path, dst: Path, label_json: str) -> None:
     """Copy ``src`` to ``dst`` with ``label_json`` as the implicit label (replacing any old one)."""
     src, dst = Path(src), Path(dst)
     kind = audio_kind(src)
+    _check_dst_suffix(src, dst, kind)
     with atomic_output(dst) as tmp:
         _embed(src, tmp, kind, label_json)
         _check_readback(tmp, label_json)
@@ -707,6 +723,7 @@ def apply_explicit_label(src: Path, dst: Path, conf: AudioLabelConfig, *, clip: 
     """Write ``src`` with the explicit audio label to ``dst`` (same container, codec, rate, channels)."""
     src, dst = Path(src), Path(dst)
     kind = audio_kind(src)
+    _check_dst_suffix(src, dst, kind)
     with atomic_output(dst) as tmp:
         if conf.cue == "none":
             shutil.copyfile(src, tmp)
@@ -744,6 +761,7 @@ def label_audio(
     conf = conf or config_from(cfg)
     clip = cfg.resolve_path(conf.clip) if conf.clip else None
     kind = audio_kind(src)
+    _check_dst_suffix(src, dst, kind)
     with atomic_output(dst) as tmp:
         staged = tmp.with_name(tmp.name + ".cue" + dst.suffix)
         try:
