@@ -68,6 +68,8 @@ class ImageLabelConfig(BaseModel):
     """Glyph height as a share of the image's shorter side; GB 45438 asks for at least 0.05."""
     font: str | None = None
     """TrueType/OpenType font (.ttf/.otf/.ttc) for ``text``; unset uses the bundled Noto Sans SC subset."""
+    watermark: bool = False
+    """Also hide an invisible watermark (DWT-DCT-SVD) tied to the label's ProduceID in the pixels."""
 
     @field_validator("text")
     @classmethod

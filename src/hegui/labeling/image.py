@@ -41,6 +41,7 @@ from hegui.labeling.metadata import LabelFormatError
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
     from hegui.labeling.metadata import AIGCLabel
+    from hegui.labeling.watermark import WatermarkReading
 
 BOX_ALPHA = 150
 """Opacity of the black box: any background is darkened to ≤ 41% brightness under white text."""
@@ -667,6 +668,10 @@ def label_image(
             height_ratio=conf.height_ratio,
             font_path=str(cfg.resolve_path(conf.font)) if conf.font else None,
         )
+    if conf.watermark:
+        from hegui.labeling import watermark
+
+        img = watermark.embed(img, label.produce_id)
     encoded = _encode(img, kind, source)
     if kind == "png" and img.mode in ("RGB", "RGBA"):
         # PNG stores these modes losslessly: the decoded pixels are these pixels.
@@ -691,3 +696,10 @@ def explicit_label_in_file(path: Path, cfg: HeguiConfig) -> bool:
         height_ratio=conf.height_ratio,
         font_path=str(cfg.resolve_path(conf.font)) if conf.font else None,
     )
+
+
+def watermark_in_file(path: Path) -> WatermarkReading:
+    """Decode hegui's invisible watermark from the image at ``path``."""
+    from hegui.labeling import watermark
+
+    return watermark.read(_open(read_input(path), str(path)))

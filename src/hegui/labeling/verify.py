@@ -46,6 +46,8 @@ class VerifyReport:
     explicit: bool | None = None
     """Explicit label seen (True), not seen (False), or not checkable (None)."""
     explicit_note: str = ""
+    watermark: str | None = None
+    """Invisible watermark: ``matches``, ``other-label``, ``absent``, or None when not checked."""
 
     @property
     def status(self) -> str:
@@ -84,6 +86,7 @@ class VerifyReport:
             "content_changed": self.content_changed,
             "explicit_label": self.explicit,
             "explicit_note": self.explicit_note,
+            "watermark": self.watermark,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -171,7 +174,18 @@ def verify_file(
     found = _all_labels(path, kind)
     if check_explicit:
         _check_explicit(report, cfg)
+    reading = None
+    if kind == "image" and cfg.labeling.image.watermark:
+        from hegui.labeling.image import watermark_in_file
+
+        reading = watermark_in_file(path)
+        report.watermark = "absent" if not reading.present else None
     if not found:
+        if reading is not None and reading.present:
+            report.watermark = "found"
+            report.notes.append(
+                "hegui watermark found in the pixels: this image was labelled, its metadata removed"
+            )
         return report
     values = list(found.values())
     report.raw = values[0]
@@ -185,6 +199,12 @@ def verify_file(
         report.problems.append(str(exc))
         return report
     report.label = label
+    if reading is not None and reading.present:
+        if reading.matches(label.produce_id):
+            report.watermark = "matches"
+        else:
+            report.watermark = "other-label"
+            report.problems.append("the invisible watermark was made for a different label (label replaced)")
     handler = handler_for(path)
     digest: bytes = handler.content_digest(path)
     key = public_key or load_trusted_public_key(cfg, public_key_path)
@@ -226,6 +246,8 @@ def format_report(report: VerifyReport) -> str:
             "  content changed since signing: "
             + ("unknown (no digest)" if changed is None else "yes" if changed else "no")
         )
+    if report.watermark is not None:
+        lines.append(f"  invisible watermark: {report.watermark}")
     if report.explicit is not None:
         lines.append(
             f"  explicit label: {'present' if report.explicit else 'NOT FOUND'} ({report.explicit_note})"
