@@ -162,10 +162,10 @@ def test_cue_positions(wav: Path, tmp_path: Path, position: str) -> None:
     conf = audio.config_from(cfg)
     audio.label_audio(wav, dst, cfg, new_label(cfg))
     samples, rate = audio.decode_audio(dst)
-    head = morse.has_cue(samples[:, : rate * 1], rate, tone_hz=conf.tone_hz, timing=conf.timing())
-    tail = morse.has_cue(samples[:, -rate * 1 :], rate, tone_hz=conf.tone_hz, timing=conf.timing())
+    head = morse.has_cue(samples[:, : rate * 1], rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))
+    tail = morse.has_cue(samples[:, -rate * 1 :], rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))
     assert (head, tail) == (position == "both", True)
-    cue_len = round(conf.timing().duration * rate) + round(conf.pad_ms * rate / 1000)
+    cue_len = round(audio.cue_timing(conf).duration * rate) + round(conf.pad_ms * rate / 1000)
     assert samples.shape[1] == round(1.5 * SR) + cue_len * (2 if position == "both" else 1)
 
 
@@ -335,9 +335,13 @@ def test_output_suffix_must_match_the_container(wav: Path, tmp_path: Path) -> No
         audio.write_label(wav, tmp_path / "out.mp3", LABEL)
 
 
-def test_clip_cue_needs_a_clip() -> None:
+def test_clip_cue_needs_a_clip(wav: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match=r"labeling\.audio\.clip"):
         audio.AudioLabelConfig(cue="clip")
+    cfg = cfg_with(cue="clip", clip="missing.wav")
+    with pytest.raises(LabelFormatError, match=r"labeling\.audio\.clip: .*missing\.wav: no such file"):
+        audio.label_audio(wav, tmp_path / "out.wav", cfg, new_label(cfg))
+    assert not (tmp_path / "out.wav").exists()
 
 
 def raw_wav(path: Path, samples: np.ndarray, *, tag: int, sample_bytes: int, fact: bool) -> None:
@@ -377,5 +381,5 @@ def test_cue_in_other_wav_sample_formats(tmp_path: Path, tag: int, sample_bytes:
     assert samples.shape[1] == frames
     conf = audio.config_from(cfg)
     head, tail = samples[:, :rate], samples[:, -rate:]
-    assert morse.has_cue(head, rate, tone_hz=conf.tone_hz, timing=conf.timing())
-    assert morse.has_cue(tail, rate, tone_hz=conf.tone_hz, timing=conf.timing())
+    assert morse.has_cue(head, rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))
+    assert morse.has_cue(tail, rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))

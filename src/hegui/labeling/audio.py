@@ -24,10 +24,9 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
-from pydantic import ConfigDict, Field, model_validator
 
 from hegui.labeling import morse
-from hegui.labeling.config import AudioLabelConfig as BaseAudioLabelConfig
+from hegui.labeling.config import AudioLabelConfig
 from hegui.labeling.fileio import atomic_output
 from hegui.labeling.metadata import LabelFormatError
 
@@ -46,29 +45,10 @@ _CUE_MAX_DBFS = -3.0
 Kind = Literal["wav", "mp3", "flac", "ogg"]
 
 
-class AudioLabelConfig(BaseAudioLabelConfig):
-    """``labeling.audio``: the explicit audio label (extends the keys in :mod:`hegui.labeling.config`)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    cue: Literal["morse", "clip", "none"] = "morse"
-    """``morse``: the "短长短短" tone rhythm; ``clip``: a spoken-label recording; ``none``: metadata only."""
-    clip: str | None = None
-    """Spoken-label audio file (any format FFmpeg reads) for ``cue: clip``; resampled to the content's rate."""
-    level_db: float = Field(default=0.0, ge=-40, le=20)
-    """Tone RMS relative to the content's RMS, in dB (then held within -30…-3 dBFS peak)."""
-    pad_ms: int = Field(default=250, ge=0, le=5000)
-    """Silence between the cue and the content."""
-
-    @model_validator(mode="after")
-    def _clip_given(self) -> AudioLabelConfig:
-        if self.cue == "clip" and not self.clip:
-            raise ValueError("cue 'clip' needs labeling.audio.clip (the spoken-label file)")
-        return self
-
-    def timing(self) -> morse.CueTiming:
-        unit = self.unit_ms / 1000
-        return morse.CueTiming(dot=unit, dash=3 * unit, gap=unit)
+def cue_timing(conf: AudioLabelConfig) -> morse.CueTiming:
+    """The Morse timing of ``labeling.audio``: a dot and each gap are one unit, a dash three."""
+    unit = conf.unit_ms / 1000
+    return morse.CueTiming(dot=unit, dash=3 * unit, gap=unit)
 
 
 # --------------------------------------------------------------------------------------------- sniffing
@@ -560,11 +540,13 @@ def make_cue(
             channels,
             tone_hz=conf.tone_hz,
             amplitude=cue_amplitude(content_rms, conf.level_db),
-            timing=conf.timing(),
+            timing=cue_timing(conf),
         )
     elif conf.cue == "clip":
         if clip_path is None:
             raise LabelFormatError("labeling.audio.clip: not set, but labeling.audio.cue is 'clip'")
+        if not clip_path.is_file():
+            raise LabelFormatError(f"labeling.audio.clip: {clip_path}: no such file")
         cue = decode_audio(clip_path, sample_rate=sample_rate, channels=channels)[0]
     else:
         return np.zeros((channels, 0), np.float32)
@@ -741,7 +723,7 @@ def audio_has_explicit_label(path: Path, conf: AudioLabelConfig | None = None, *
     samples, rate = decode_audio(Path(path))
     n = round(window_s * rate)
     regions = [samples[:, :n], samples[:, -n:]]
-    return any(morse.has_cue(r, rate, tone_hz=conf.tone_hz, timing=conf.timing()) for r in regions)
+    return any(morse.has_cue(r, rate, tone_hz=conf.tone_hz, timing=cue_timing(conf)) for r in regions)
 
 
 # -------------------------------------------------------------------------------------------- the job
@@ -778,8 +760,5 @@ def label_audio(
 
 
 def config_from(cfg: HeguiConfig) -> AudioLabelConfig:
-    """``labeling.audio`` as this module's model (the root config may hold the narrower base model)."""
-    found = cfg.labeling.audio
-    if isinstance(found, AudioLabelConfig):
-        return found
-    return AudioLabelConfig.model_validate(found.model_dump())
+    """``labeling.audio`` of ``cfg``."""
+    return cfg.labeling.audio

@@ -19,12 +19,10 @@ import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
-
-from pydantic import ConfigDict, Field
+from typing import TYPE_CHECKING, Any
 
 from hegui.errors import UserError
-from hegui.labeling.config import VideoLabelConfig as BaseVideoLabelConfig
+from hegui.labeling.config import VideoLabelConfig
 from hegui.labeling.fileio import atomic_output
 from hegui.labeling.metadata import LabelFormatError
 
@@ -47,27 +45,9 @@ _COPY_AUDIO = {
 _X264_PIX_FMTS = frozenset({"yuv420p", "yuvj420p", "yuv422p", "yuvj422p", "yuv444p", "yuvj444p"})
 
 
-class VideoLabelConfig(BaseVideoLabelConfig):
-    """``labeling.video`` (extends the keys in :mod:`hegui.labeling.config` with the encoder settings)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    crf: int = Field(default=18, ge=0, le=51)
-    """libx264 constant rate factor of the re-encode (lower is better; 18 is visually lossless)."""
-    preset: Literal[
-        "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"
-    ] = "veryfast"
-    """libx264 speed/size trade-off of the re-encode."""
-    audio: Literal["copy", "aac"] = "copy"
-    """``copy`` keeps the audio packets when the container takes the codec; ``aac`` always re-encodes."""
-
-
 def config_from(cfg: HeguiConfig) -> VideoLabelConfig:
-    """``labeling.video`` as this module's model (the root config may hold the narrower base model)."""
-    found = cfg.labeling.video
-    if isinstance(found, VideoLabelConfig):
-        return found
-    return VideoLabelConfig.model_validate(found.model_dump())
+    """``labeling.video`` of ``cfg``."""
+    return cfg.labeling.video
 
 
 # ----------------------------------------------------------------------------------------- helpers
