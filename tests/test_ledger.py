@@ -10,6 +10,7 @@ import textwrap
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -40,10 +41,10 @@ class Target:
     url: str
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+@contextmanager
+def fresh_database(backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
     """An empty database: a SQLite file, or a fresh PostgreSQL schema (dropped afterwards)."""
-    if request.param == "sqlite":
+    if backend == "sqlite":
         yield Target("sqlite", f"sqlite:///{tmp_path / 'ledger.db'}")
         return
     base = request.getfixturevalue("postgres_url")
@@ -58,6 +59,18 @@ def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
         with admin.begin() as conn:
             conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
         admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    with fresh_database(request.param, request, tmp_path) as t:
+        yield t
+
+
+@pytest.fixture
+def pg_target(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Target]:
+    with fresh_database("postgres", request, tmp_path) as t:
+        yield t
 
 
 @pytest.fixture
@@ -113,11 +126,9 @@ def test_reopen_is_idempotent_and_create_false_needs_a_ledger(target: Target, tm
     assert not (tmp_path / "absent.db").exists()
 
 
-def test_pg_synchronous_commit_setting(target: Target) -> None:
-    if target.backend != "postgres":
-        pytest.skip("PostgreSQL setting")
+def test_pg_synchronous_commit_setting(pg_target: Target) -> None:
     for level in ("off", "on"):
-        with Ledger.open(target.url, config=LedgerConfig(pg_synchronous_commit=level)) as led:
+        with Ledger.open(pg_target.url, config=LedgerConfig(pg_synchronous_commit=level)) as led:
             with led.engine.connect() as conn:
                 assert conn.exec_driver_sql("SHOW synchronous_commit").scalar() == level
             led.record_decision(rec())
