@@ -2,7 +2,9 @@
 
 Starts the demo upstream (token delay 0) and ``hegui serve`` (SQLite ledger in a temp folder,
 the configured detectors) as separate processes on loopback, then drives both from a third process
-with the same load (concurrency 8; each phase bounded by a request count and a time limit).
+with the same load (concurrency 8; each phase bounded by a request count and a time limit). The
+workers alternate between direct and gateway requests, so both see the same load on the machine;
+``req/s`` is what a target sustains at this concurrency (requests / time spent waiting on it).
 The prompt is 1,000 Chinese characters and the model answers it back in full, so input and output
 moderation both see 1,000 characters. Prints p50/p99 for direct and gateway requests and the
 difference (the time hegui adds), for non-streamed requests and for streams (also per chunk).
@@ -93,48 +95,64 @@ async def one(client: Any, base: str, key: str | None, body: dict[str, Any]) -> 
     return time.perf_counter() - t0, chunks, first
 
 
-async def phase(base: str, key: str | None, stream: bool, requests: int, seconds: float, conc: int) -> dict[str, Any]:
+async def phase(targets: dict[str, tuple[str, str | None]], stream: bool, requests: int, seconds: float,
+                conc: int) -> dict[str, dict[str, Any]]:
+    """Each worker alternates between the targets (direct, hegui), so both see the same machine load."""
     import httpx
 
     body = {"model": "hegui-demo", "stream": stream,
             "messages": [{"role": "user", "content": "/say " + prompt_text()}]}
-    lat: list[float] = []
-    firsts: list[float] = []
-    chunk_counts: list[int] = []
-    errors = 0
+    stats: dict[str, dict[str, Any]] = {
+        name: {"lat": [], "first": [], "chunks": [], "errors": 0, "busy": 0.0} for name in targets
+    }
     issued = 0
     deadline = time.monotonic() + seconds
-    limits = httpx.Limits(max_connections=conc, max_keepalive_connections=conc)
+    limits = httpx.Limits(max_connections=2 * conc, max_keepalive_connections=2 * conc)
     async with httpx.AsyncClient(timeout=60, limits=limits) as client:
-        for _ in range(conc):  # warm up connections and caches
-            await one(client, base, key, body)
+        for base, key in targets.values():  # warm up connections and caches
+            for _ in range(conc):
+                await one(client, base, key, body)
 
-        async def worker() -> None:
-            nonlocal issued, errors
-            while issued < requests and time.monotonic() < deadline:
+        async def worker(offset: int) -> None:
+            nonlocal issued
+            names = list(targets)
+            i = offset
+            while issued < requests * len(names) and time.monotonic() < deadline:
                 issued += 1
+                name = names[i % len(names)]
+                i += 1
+                base, key = targets[name]
+                st = stats[name]
                 try:
                     dt, chunks, first = await one(client, base, key, body)
                 except Exception:
-                    errors += 1
+                    st["errors"] += 1
                     continue
-                lat.append(dt)
-                chunk_counts.append(chunks)
-                firsts.append(first)
+                st["lat"].append(dt)
+                st["first"].append(first)
+                st["chunks"].append(chunks)
+                st["busy"] += dt
 
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(conc)))
+        await asyncio.gather(*(worker(k) for k in range(conc)))
         wall = time.perf_counter() - t0
-    return {"n": len(lat), "errors": errors, "wall": wall, "lat": lat, "first": firsts,
-            "chunks": statistics.mean(chunk_counts) if chunk_counts else 0}
+    for st in stats.values():
+        st["n"] = len(st["lat"])
+        st["wall"] = wall
+        # requests per second this target would sustain alone at this concurrency
+        st["rps"] = conc * st["n"] / st["busy"] if st["busy"] else 0.0
+        st["chunks"] = statistics.mean(st["chunks"]) if st["chunks"] else 0
+    return stats
 
 
 def drive(args: argparse.Namespace) -> None:
+    targets = {"direct": (args.direct, None), "hegui": (args.gateway, BENCH_KEY)}
     out = {}
     for stream in (False, True):
-        for name, base, key in (("direct", args.direct, None), ("hegui", args.gateway, BENCH_KEY)):
-            out[f"{name}_{'stream' if stream else 'plain'}"] = asyncio.run(
-                phase(base, key, stream, args.requests, args.seconds, args.concurrency))
+        kind = "stream" if stream else "plain"
+        res = asyncio.run(phase(targets, stream, args.requests, args.seconds, args.concurrency))
+        for name, st in res.items():
+            out[f"{name}_{kind}"] = st
     json.dump(out, sys.stdout)
 
 
@@ -146,13 +164,13 @@ def report(res: dict[str, Any], conc: int) -> None:
     print(f"\nprompt 1,000 Chinese characters, answer 1,000 characters, concurrency {conc}\n")
     print(f"{'':22}{'n':>6}{'err':>5}{'req/s':>9}{'p50 ms':>10}{'p99 ms':>10}")
     for key, r in res.items():
-        print(f"{key:22}{r['n']:>6}{r['errors']:>5}{r['n'] / r['wall']:>9.1f}"
+        print(f"{key:22}{r['n']:>6}{r['errors']:>5}{r['rps']:>9.1f}"
               f"{pct(r['lat'], 50) * ms:>10.2f}{pct(r['lat'], 99) * ms:>10.2f}")
     for kind in ("plain", "stream"):
         d, h = res[f"direct_{kind}"], res[f"hegui_{kind}"]
         add50 = (pct(h["lat"], 50) - pct(d["lat"], 50)) * ms
         add99 = (pct(h["lat"], 99) - pct(d["lat"], 99)) * ms
-        tput = (h["n"] / h["wall"]) / (d["n"] / d["wall"]) if d["n"] and h["n"] else float("nan")
+        tput = h["rps"] / d["rps"] if d["rps"] and h["rps"] else float("nan")
         line = (f"\n{kind:>6}: hegui adds p50 {add50:.2f} ms, p99 {add99:.2f} ms; "
                 f"throughput hegui/direct = {tput:.2f}")
         if kind == "stream":
@@ -170,8 +188,9 @@ def report(res: dict[str, Any], conc: int) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--requests", type=int, default=500, help="Requests per phase (4 phases; 2,000 in all).")
-    ap.add_argument("--seconds", type=float, default=15.0, help="Time limit per phase.")
+    ap.add_argument("--requests", type=int, default=500,
+                    help="Requests per target and phase (2 targets x 2 phases: 2,000 in all).")
+    ap.add_argument("--seconds", type=float, default=30.0, help="Time limit per phase (2 phases).")
     ap.add_argument("--concurrency", type=int, default=8)
     ap.add_argument("--config", type=Path, help="hegui.yaml for detectors and policy (default: embedded defaults).")
     ap.add_argument("--drive", action="store_true", help=argparse.SUPPRESS)

@@ -553,11 +553,12 @@ class OutputStream:
         if self.call.chat:
             yield protocol.sse(self.chunk("", role=True))
         try:
-            async for upchunk in self.upstream.events():
-                reason = protocol.chunk_finish_reason(upchunk)
-                if reason:
-                    finish_reason = reason
-                text = protocol.chunk_text(upchunk)
+            async for batch in self.upstream.events():
+                for upchunk in batch:
+                    reason = protocol.chunk_finish_reason(upchunk)
+                    if reason:
+                        finish_reason = reason
+                text = "".join(protocol.chunk_text(upchunk) for upchunk in batch)
                 if text:
                     if self.unchecked:
                         self.unchecked_sent += text

@@ -54,8 +54,9 @@ class OpenStream(Protocol):
 
     upstream: str
 
-    def events(self) -> AsyncIterator[dict[str, Any]]:
-        """Parsed chunks; raises :class:`UpstreamFailure` if the stream breaks."""
+    def events(self) -> AsyncIterator[list[dict[str, Any]]]:
+        """Batches of parsed chunks (what arrived together); raises :class:`UpstreamFailure` if the
+        stream breaks."""
         ...
 
     async def aclose(self) -> None:
@@ -89,28 +90,49 @@ class HTTPStream:
         self.upstream = upstream
         self._response = response
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[list[dict[str, Any]]]:
+        # Whatever arrived in one network read is handed on as one batch: when the upstream is faster
+        # than the client, the gateway checks and sends fewer, larger pieces instead of falling behind.
+        buf = b""
         try:
-            async for line in self._response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
+            async for data in self._response.aiter_bytes():
+                buf = (buf + data).replace(b"\r\n", b"\n")
+                batch: list[dict[str, Any]] = []
+                done = False
+                while not done:
+                    end = buf.find(b"\n\n")
+                    if end < 0:
+                        break
+                    block, buf = buf[:end], buf[end + 2:]
+                    for line in block.split(b"\n"):
+                        if not line.startswith(b"data:"):
+                            continue
+                        payload = line[5:].strip()
+                        if payload == b"[DONE]":
+                            done = True
+                            break
+                        batch.append(self._parse(payload))
+                if batch:
+                    yield batch
+                if done:
                     return
-                try:
-                    chunk = json.loads(data)
-                except ValueError:
-                    raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk that is not JSON") from None
-                if isinstance(chunk, dict):
-                    if isinstance(chunk.get("error"), dict):
-                        raise UpstreamFailure(self.upstream, "protocol", "upstream reported an error mid-stream")
-                    yield chunk
         except httpx.TimeoutException:
             raise UpstreamFailure(self.upstream, "timeout", "upstream stopped sending (read timeout)") from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(self.upstream, "protocol", f"upstream stream broke: {exc.__class__.__name__}") from None
         # a stream that ends without [DONE] was cut short by the server
         raise UpstreamFailure(self.upstream, "protocol", "upstream closed the stream before [DONE]")
+
+    def _parse(self, payload: bytes) -> dict[str, Any]:
+        try:
+            chunk = json.loads(payload)
+        except ValueError:
+            raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk that is not JSON") from None
+        if not isinstance(chunk, dict):
+            raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk that is not an object")
+        if isinstance(chunk.get("error"), dict):
+            raise UpstreamFailure(self.upstream, "protocol", "upstream reported an error mid-stream")
+        return chunk
 
     async def aclose(self) -> None:
         await self._response.aclose()
@@ -175,12 +197,12 @@ class DemoStream:
         self._chunks = chunks
         self.closed = False
 
-    async def events(self) -> AsyncIterator[dict[str, Any]]:
+    async def events(self) -> AsyncIterator[list[dict[str, Any]]]:
         try:
             async for chunk in self._chunks:
                 if self.closed:
                     return
-                yield chunk
+                yield [chunk]
         except demo_upstream.DemoDied as exc:
             raise UpstreamFailure(self.upstream, "protocol", str(exc)) from None
 
