@@ -89,6 +89,10 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=20, help="images per case")
     args = parser.parse_args()
     bench_images(args.n)
+    # Video lives in its own file (bench/ is on sys.path when this runs as a script).
+    from labeling_video import bench_video
+
+    bench_video()
 
 
 if __name__ == "__main__":
