@@ -383,3 +383,19 @@ def test_cue_in_other_wav_sample_formats(tmp_path: Path, tag: int, sample_bytes:
     head, tail = samples[:, :rate], samples[:, -rate:]
     assert morse.has_cue(head, rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))
     assert morse.has_cue(tail, rate, tone_hz=conf.tone_hz, timing=audio.cue_timing(conf))
+
+
+def test_truncated_mp3_is_refused(tmp_path: Path) -> None:
+    src = tmp_path / "a.mp3"
+    encode(src, "mp3", "libmp3lame", tone(1.0))
+    audio.label_audio(src, tmp_path / "whole.mp3", HeguiConfig(), new_label(HeguiConfig()))  # complete: fine
+    cut = tmp_path / "cut.mp3"
+    cut.write_bytes(src.read_bytes()[:-100])
+    out = tmp_path / "out"
+    out.mkdir()
+    cfg = HeguiConfig()
+    with pytest.raises(LabelFormatError, match=r"cut\.mp3: truncated: MP3 frame \d+ at byte \d+ needs"):
+        audio.label_audio(cut, out / "x.mp3", cfg, new_label(cfg))
+    with pytest.raises(LabelFormatError, match="truncated"):
+        audio.write_label(cut, out / "y.mp3", LABEL)
+    assert list(out.iterdir()) == []

@@ -346,6 +346,10 @@ def _mutagen_open(path: Path, kind: Kind) -> Any:
 
 
 def _reason(exc: BaseException) -> str:
+    """A short cause: FFmpeg's and the OS's message without the errno and path they repeat."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
@@ -378,33 +382,87 @@ def _tag_read_label(path: Path, kind: Kind) -> str | None:
     return str(values[0]) if values else None
 
 
+def _mp3_frames_range(path: Path, f: IO[bytes]) -> tuple[int, int]:
+    """Byte range of the MPEG frames: after leading ID3v2 tags, before trailing APEv2 and ID3v1 tags."""
+    data_end = f.seek(0, os.SEEK_END)
+    start = 0
+    while True:
+        f.seek(start)
+        head = f.read(10)
+        if len(head) == 10 and head[:3] == b"ID3":
+            start += 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
+            continue
+        break
+    if data_end - start >= 128:
+        f.seek(data_end - 128)
+        if f.read(3) == b"TAG":
+            data_end -= 128
+    if data_end - start >= 32:
+        f.seek(data_end - 32)
+        footer = f.read(32)
+        if footer[:8] == b"APETAGEX":
+            size, flags = struct.unpack("<I4xI", footer[12:24])
+            data_end -= size + (32 if flags & 0x80000000 else 0)
+    if data_end <= start:
+        raise LabelFormatError(f"{path}: MP3 holds no audio frames")
+    return start, data_end
+
+
 def _mp3_digest(path: Path) -> bytes:
-    """SHA-256 of the MPEG frames: skip leading ID3v2 tags, trailing ID3v1 and APEv2 tags."""
+    """SHA-256 of the MPEG frames (tags excluded)."""
     with open(path, "rb") as f:
-        data_end = f.seek(0, os.SEEK_END)
-        start = 0
-        while True:
-            f.seek(start)
-            head = f.read(10)
-            if len(head) == 10 and head[:3] == b"ID3":
-                start += 10 + _syncsafe(head[6:10]) + (10 if head[5] & 0x10 else 0)
-                continue
-            break
-        if data_end - start >= 128:
-            f.seek(data_end - 128)
-            if f.read(3) == b"TAG":
-                data_end -= 128
-        if data_end - start >= 32:
-            f.seek(data_end - 32)
-            footer = f.read(32)
-            if footer[:8] == b"APETAGEX":
-                size, flags = struct.unpack("<I4xI", footer[12:24])
-                data_end -= size + (32 if flags & 0x80000000 else 0)
-        if data_end <= start:
-            raise LabelFormatError(f"{path}: MP3 holds no audio frames")
+        start, end = _mp3_frames_range(path, f)
         h = hashlib.sha256(b"hegui-audio-mp3\0")
-        _copy_range_to_hash(f, h, start, data_end - start)
+        _copy_range_to_hash(f, h, start, end - start)
     return h.digest()
+
+
+# kbit/s by (MPEG-1?, layer) and bitrate index 1..14; sample rates by version.
+_MP3_BITRATES = {
+    (True, 1): (32, 64, 96, 128, 160, 192, 224, 256, 288, 320, 352, 384, 416, 448),
+    (True, 2): (32, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320, 384),
+    (True, 3): (32, 40, 48, 56, 64, 80, 96, 112, 128, 160, 192, 224, 256, 320),
+    (False, 1): (32, 48, 56, 64, 80, 96, 112, 128, 144, 160, 176, 192, 224, 256),
+    (False, 2): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+    (False, 3): (8, 16, 24, 32, 40, 48, 56, 64, 80, 96, 112, 128, 144, 160),
+}
+_MP3_RATES = {3: (44100, 48000, 32000), 2: (22050, 24000, 16000), 0: (11025, 12000, 8000)}
+
+
+def _mp3_frame_length(h: bytes) -> int | None:
+    """Length of the MPEG audio frame whose 4-byte header is ``h``; None if it is not one."""
+    if h[0] != 0xFF or (h[1] & 0xE0) != 0xE0:
+        return None
+    version, layer_bits = (h[1] >> 3) & 3, (h[1] >> 1) & 3
+    br_index, sr_index, padding = h[2] >> 4, (h[2] >> 2) & 3, (h[2] >> 1) & 1
+    if version == 1 or layer_bits == 0 or br_index in (0, 15) or sr_index == 3:
+        return None  # reserved values, or free-format bit rate (no length in the header)
+    layer = 4 - layer_bits
+    mpeg1 = version == 3
+    bitrate = _MP3_BITRATES[(mpeg1, layer)][br_index - 1] * 1000
+    rate = _MP3_RATES[version][sr_index]
+    if layer == 1:
+        return (12 * bitrate // rate + padding) * 4
+    return (144 if layer == 2 or mpeg1 else 72) * bitrate // rate + padding
+
+
+def _check_mp3_complete(path: Path) -> None:
+    """Walk the frame chain; the last frame must end within the file (FFmpeg decodes a cut file silently)."""
+    with open(path, "rb") as f:
+        pos, end = _mp3_frames_range(path, f)
+        frames = 0
+        while pos + 4 <= end:
+            f.seek(pos)
+            length = _mp3_frame_length(f.read(4))
+            if length is None:
+                return  # lost sync: junk or an unusual stream; leave it to the decoder
+            if pos + length > end:
+                raise LabelFormatError(
+                    f"{path}: truncated: MP3 frame {frames} at byte {pos} needs {length} bytes "
+                    f"but only {end - pos} remain"
+                )
+            pos += length
+            frames += 1
 
 
 def _copy_range_to_hash(f: IO[bytes], h: Any, offset: int, size: int) -> None:
@@ -470,11 +528,18 @@ def _check_dst_suffix(src: Path, dst: Path, kind: Kind) -> None:
         raise LabelFormatError(f"{dst}: output suffix {suffix} does not match the input {src} ({kind.upper()})")
 
 
+def _check_complete(src: Path, kind: Kind) -> None:
+    """Refuse a cut-off input before labelling it (WAV is checked chunk by chunk while copying)."""
+    if kind == "mp3":
+        _check_mp3_complete(src)
+
+
 def write_label(src: Path, dst: Path, label_json: str) -> None:
     """Copy ``src`` to ``dst`` with ``label_json`` as the implicit label (replacing any old one)."""
     src, dst = Path(src), Path(dst)
     kind = audio_kind(src)
     _check_dst_suffix(src, dst, kind)
+    _check_complete(src, kind)
     with atomic_output(dst) as tmp:
         _embed(src, tmp, kind, label_json)
         _check_readback(tmp, label_json)
@@ -706,6 +771,7 @@ def apply_explicit_label(src: Path, dst: Path, conf: AudioLabelConfig, *, clip: 
     src, dst = Path(src), Path(dst)
     kind = audio_kind(src)
     _check_dst_suffix(src, dst, kind)
+    _check_complete(src, kind)
     with atomic_output(dst) as tmp:
         if conf.cue == "none":
             shutil.copyfile(src, tmp)
@@ -744,6 +810,7 @@ def label_audio(
     clip = cfg.resolve_path(conf.clip) if conf.clip else None
     kind = audio_kind(src)
     _check_dst_suffix(src, dst, kind)
+    _check_complete(src, kind)
     with atomic_output(dst) as tmp:
         staged = tmp.with_name(tmp.name + ".cue" + dst.suffix)
         try:

@@ -54,6 +54,10 @@ def config_from(cfg: HeguiConfig) -> VideoLabelConfig:
 
 
 def _reason(exc: BaseException) -> str:
+    """A short cause: FFmpeg's and the OS's message without the errno and path they repeat."""
+    strerror = getattr(exc, "strerror", None)
+    if isinstance(strerror, str) and strerror:
+        return strerror
     text = str(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__
 
