@@ -694,6 +694,7 @@ def _apply_cue_coded(src: Path, tmp: Path, kind: Kind, conf: AudioLabelConfig, c
         codec_name = s.codec_context.name
         bit_rate = s.codec_context.bit_rate or c.bit_rate or 0
         bits = s.codec_context.format.bits if s.codec_context.format else 16
+        layout_name = s.codec_context.layout.name
     if kind == "ogg":
         if codec_name != "opus":
             raise LabelFormatError(
@@ -716,7 +717,7 @@ def _apply_cue_coded(src: Path, tmp: Path, kind: Kind, conf: AudioLabelConfig, c
     try:
         with av.open(str(tmp), "w", format=fmt_name) as out:
             ost: Any = out.add_stream(encoder, rate=rate)
-            ost.layout = _layout_name(channels)
+            ost.layout = layout_name if len(av.AudioLayout(layout_name).channels) == channels else _layout_name(channels)
             if encoder == "flac":
                 ost.format = "s32" if bits > 16 else "s16"
             elif bit_rate and encoder != "flac":
