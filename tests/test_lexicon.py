@@ -314,6 +314,11 @@ def test_holdback_covers_every_hit_in_normalised_chars(tmp_path: Path) -> None:
     assert hb == len("duobowangzhan") - 1  # "dubowangzhan", the longest pinyin variant
 
 
+def test_disabled_section_matches_nothing(tmp_path: Path) -> None:
+    det = LexiconDetector.from_config(LexiconConfig(enabled=False, files=[LexiconFileConfig(path="missing.tsv")]), tmp_path)
+    assert det.detect(normalize("赌博网站")) == [] and det.lists == ()
+
+
 def test_empty_lexicon(tmp_path: Path) -> None:
     det = LexiconDetector.from_config(LexiconConfig(builtin=False), tmp_path)
     assert det.detect(normalize("赌博")) == [] and det.holdback() == 0

@@ -312,6 +312,9 @@ class LexiconDetector(Detector):
             builtin=cfg.builtin,
             mixed_max_chars=cfg.pinyin_mixed_max_chars,
         )
+        if not cfg.enabled:
+            # A disabled section yields a detector that matches nothing (and reads no files).
+            sources = _Sources(specs=(), allow=(), allow_files=(), builtin=False)
         return cls(sources=sources, auto_reload_seconds=cfg.auto_reload_seconds)
 
     @classmethod
@@ -417,12 +420,14 @@ class LexiconDetector(Detector):
             return []
         allow_spans = [(a, b) for i, a, b in matches if c.allow[i]] if c.has_allow else []
         n = len(s)
+        targets, edges = c.targets, c.edges
+        starts, ends = text.starts, text.ends
         out: list[Finding] = []
         for i, st, en in matches:
-            tg = c.targets[i]
+            tg = targets[i]
             if not tg:
                 continue
-            edge = c.edges[i]
+            edge = edges[i]
             if edge and (
                 (edge & 1 and st > 0 and s[st - 1] in _ASCII_ALNUM)
                 or (edge & 2 and en < n and s[en] in _ASCII_ALNUM)
@@ -430,7 +435,7 @@ class LexiconDetector(Detector):
                 continue
             if allow_spans and any(a <= st and en <= b for a, b in allow_spans):
                 continue
-            o_start, o_end = text.to_original(st, en)
+            o_start, o_end = starts[st], ends[en - 1]  # NormalizedText.to_original, inlined (hot loop)
             for risk, evidence, kind in tg:
                 out.append(Finding(risk, o_start, o_end, 1.0, "lexicon", evidence, kind))
         return out
