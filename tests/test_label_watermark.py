@@ -41,9 +41,12 @@ def test_embed_is_invisible_and_decodes_exactly() -> None:
 
 @pytest.mark.parametrize("quality", [95, 85])
 def test_survives_jpeg(quality: int) -> None:
-    buf = io.BytesIO()
-    watermark.embed(photo(seed=1), "id-jpeg").save(buf, "JPEG", quality=quality)
-    assert watermark.read(Image.open(buf)).matches("id-jpeg")
+    img = photo(seed=1)
+    for n in range(6):  # every payload bit must survive, whatever the id
+        produce_id = new_label(HeguiConfig()).produce_id + str(n)
+        buf = io.BytesIO()
+        watermark.embed(img, produce_id).save(buf, "JPEG", quality=quality)
+        assert watermark.read(Image.open(buf)).matches(produce_id)
 
 
 def test_rgba_keeps_alpha_and_small_images_are_left_alone() -> None:

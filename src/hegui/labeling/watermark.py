@@ -70,6 +70,13 @@ def _blocks(ll: Floats) -> tuple[Floats, int, int]:
     return view, rows, cols
 
 
+def _bit_index(n_blocks: int) -> NDArray[np.int64]:
+    """Which payload bit each block carries: a fixed shuffle, so every bit is spread over the whole
+    picture (a plain ``n % 64`` would put each bit in one column, and one bad column loses it)."""
+    order = np.random.default_rng(MARKER).permutation(n_blocks)
+    return order % PAYLOAD_BITS
+
+
 def _haar_ll(channel: Floats) -> Floats:
     a, b = channel[0::2, 0::2], channel[0::2, 1::2]
     c, d = channel[1::2, 0::2], channel[1::2, 1::2]
@@ -104,7 +111,7 @@ def embed(img: Image.Image, produce_id: str, strength: float = STRENGTH) -> Imag
         ll = _haar_ll(channel)
         blocks, rows, cols = _blocks(ll)
         u, s, vt = _top_singular(blocks)
-        wanted = bits[np.arange(len(blocks)) % PAYLOAD_BITS]
+        wanted = bits[_bit_index(len(blocks))]
         s[:, 0] = (np.floor(s[:, 0] / strength) + 0.25 + 0.5 * wanted) * strength
         new_blocks = _DCT.T @ ((u * s[:, None, :]) @ vt) @ _DCT
         new_ll = ll.copy()
@@ -135,7 +142,7 @@ def read(img: Image.Image, strength: float = STRENGTH) -> WatermarkReading:
         blocks, _rows, _cols = _blocks(_haar_ll(yuv[:, :, ch]))
         _u, s, _vt = _top_singular(blocks)
         bit = (np.mod(s[:, 0], strength) > strength * 0.5).astype(np.float64)
-        idx = np.arange(len(blocks)) % PAYLOAD_BITS
+        idx = _bit_index(len(blocks))
         np.add.at(votes, idx, bit)
         np.add.at(counts, idx, 1.0)
     share = votes / np.maximum(counts, 1)
