@@ -252,6 +252,7 @@ def test_metrics_count_requests_and_decisions(server: Server) -> None:
     assert 'hegui_decisions_total{action="refuse",direction="input",risk="A1h"}' in body
     assert 'hegui_decisions_total{action="allow",direction="output",risk="none"}' in body
     assert "hegui_moderation_seconds_bucket" in body and "hegui_ledger_write_seconds_count" in body
+    assert 'hegui_upstream_seconds_count{upstream="demo"}' in body
 
 
 def test_admin_creates_keys_and_reloads(server: Server) -> None:

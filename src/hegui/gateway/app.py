@@ -132,7 +132,10 @@ def create_app(
     def upstream_failed(exc: UpstreamFailure) -> None:
         metrics.upstream_errors.labels(exc.upstream, exc.kind).inc()
 
-    router = UpstreamRouter(cfg.upstreams, client, on_failure=upstream_failed)
+    def upstream_answered(name: str, seconds: float) -> None:
+        metrics.upstream_seconds.labels(name).observe(seconds)
+
+    router = UpstreamRouter(cfg.upstreams, client, on_failure=upstream_failed, on_success=upstream_answered)
     gw = Gateway(cfg, moderator, ledger, router, metrics)
 
     @contextlib.asynccontextmanager

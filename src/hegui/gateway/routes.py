@@ -300,20 +300,19 @@ class Gateway:
             return await self.complete(call, vin, path, body, rec_in, headers)
         finally:
             if not rec_in.done():
-                rec_in.cancel()
+                # never cancel a ledger write half-way: let it finish, and collect its outcome
+                rec_in.add_done_callback(_collect)
 
     async def _upstream(self, call: Call, rec_in: asyncio.Future[None],
                         run: Callable[[], Awaitable[Any]]) -> Any:
-        t0 = time.perf_counter()
         try:
             result = await run()
         except (GatewayError, UpstreamRejected):
             await rec_in  # the input decision is on record even when the upstream fails
             raise
         except BaseException:
-            rec_in.cancel()
+            rec_in.add_done_callback(_collect)
             raise
-        self.metrics.upstream_seconds.labels("all").observe(time.perf_counter() - t0)
         return result
 
     async def complete(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
@@ -443,6 +442,11 @@ class Gateway:
                                code="reload_failed") from None
         self.auth.forget()
         return JSONResponse({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3)})
+
+
+def _collect(task: asyncio.Future[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("a decision record written in the background failed: %s", task.exception())
 
 
 def create_key(ledger: Any, account: str, name: str) -> tuple[str, dict[str, Any]]:

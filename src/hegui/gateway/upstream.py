@@ -290,11 +290,13 @@ class UpstreamRouter:
     """Picks the upstreams for a model name and fails over between them."""
 
     def __init__(self, configs: list[UpstreamConfig], client: httpx.AsyncClient,
-                 on_failure: Callable[[UpstreamFailure], None] | None = None) -> None:
+                 on_failure: Callable[[UpstreamFailure], None] | None = None,
+                 on_success: Callable[[str, float], None] | None = None) -> None:
         self.upstreams: list[Upstream] = [
             DemoUpstream(c) if c.is_demo else HTTPUpstream(c, client) for c in configs
         ]
         self._on_failure = on_failure
+        self._on_success = on_success
 
     def candidates(self, model: str) -> list[Upstream]:
         return [u for u in self.upstreams if any(fnmatch.fnmatchcase(model, pat) for pat in u.config.models)]
@@ -317,13 +319,18 @@ class UpstreamRouter:
         attempts: list[Attempt] = []
         for up in ups:
             for _ in range(up.config.retries + 1):
+                t0 = time.perf_counter()
                 try:
-                    return up, await call(up)
+                    result = await call(up)
                 except UpstreamFailure as exc:
                     attempts.append(Attempt(up.name, exc.kind, exc.message))
                     log.warning("upstream %s failed (%s): %s", up.name, exc.kind, exc.message)
                     if self._on_failure:
                         self._on_failure(exc)
+                    continue
+                if self._on_success:
+                    self._on_success(up.name, time.perf_counter() - t0)
+                return up, result
         raise failure_error(attempts)
 
     async def complete(self, model: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
