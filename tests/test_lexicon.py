@@ -502,3 +502,39 @@ def test_disguised_word_span_covers_exactly_the_disguise(
 
 def test_traditional_forms_are_really_different() -> None:
     assert TRADITIONAL["赌"] == "賭" and TRADITIONAL["网"] == "網"
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(prefix=CONTEXT, item=disguised(), suffix=CONTEXT)
+def test_stream_edge_never_releases_the_start_of_a_later_hit(
+    property_detector: LexiconDetector, prefix: str, item: tuple[str, str], suffix: str
+) -> None:
+    """The stream contract: after any prefix, safe_edge(holdback) is at or before the start of every
+    hit of the full text that is not complete yet (e.g. `赌` + 50 spaces must not release `赌`)."""
+    word, disguise = item
+    if word[0].isascii():
+        prefix += "。"
+    if word[-1].isascii():
+        suffix = "。" + suffix
+    text = prefix + disguise + suffix
+    hb = property_detector.holdback()
+    findings = property_detector.detect(normalize(text))
+    assert findings
+    for cut in range(1, len(text)):
+        edge = normalize(text[:cut]).safe_edge(hb)
+        assert 0 <= edge <= cut
+        for f in findings:
+            if f.end > cut:
+                assert edge <= f.start, (text[:cut], f)
+
+
+def test_safe_edge_holds_a_trailing_separator_run(tmp_path: Path) -> None:
+    det = det_for(tmp_path, "赌博\tA1h\n")
+    assert det.holdback() == 2
+    head = "今天天气很好我们去玩赌" + " " * 50
+    n = normalize(head)
+    assert n.settled_length() == len("今天天气很好我们去玩赌")
+    assert n.safe_edge(2) == head.index("赌") - 1  # neither 玩 nor 赌 (a possible hit start) goes out
+    assert hits(det, head + "博") == [("A1h", "赌" + " " * 50 + "博", "lexicon:words:0")]
+    assert normalize("abc").safe_edge(0) == 3 and normalize("ab ").safe_edge(0) == 2
+    assert normalize("赌").safe_edge(5) == 0

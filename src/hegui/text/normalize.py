@@ -59,6 +59,31 @@ class NormalizedText:
             return pos, pos
         return self.starts[start], self.ends[end - 1]
 
+    def settled_length(self) -> int:
+        """Normalised characters that text appended later cannot change.
+
+        Only a trailing run of separators is provisional: it is kept while nothing follows it, and
+        removed once a CJK character arrives (``赌 `` + ``博``). Everything else is folded character
+        by character and never depends on what comes next.
+        """
+        from hegui.text.tables import SEP, classify
+
+        k = len(self.text)
+        while k > 0 and classify(self.text[k - 1]) == SEP:
+            k -= 1
+        return k
+
+    def safe_edge(self, holdback: int) -> int:
+        """Index in ``original`` up to which a stream may release text when more may follow: any
+        match of at most ``holdback`` normalised characters that ends in text still to come starts
+        at or after it."""
+        cut = self.settled_length() - holdback
+        if cut <= 0:
+            return 0
+        if cut >= len(self.text):
+            return len(self.original)
+        return self.starts[cut]
+
 
 def _int_seq(values: np.ndarray) -> array[int]:
     return array("q", values.astype(np.int64, copy=False).tobytes())
