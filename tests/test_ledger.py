@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -433,6 +434,45 @@ def test_concurrent_appends_from_threads(ledger: Ledger) -> None:
     assert [r.seq for r in rows] == list(range(1, 81))
     report = ledger.verify()
     assert report.ok and report.rows_checked == 80
+
+
+def test_queued_appends_share_a_commit(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one commit is in flight, the records queued behind it go out together in the next."""
+    batches: list[int] = []
+    write_rows = ledger._write_rows
+    first = threading.Event()
+
+    def slow_write(rows: list[dict[str, object]]) -> list[int]:
+        batches.append(len(rows))
+        if len(batches) == 1:
+            first.set()
+            deadline = time.monotonic() + 10
+            while len(ledger._pending) < 5 and time.monotonic() < deadline:
+                time.sleep(0.01)  # the others queue up behind this commit
+        return write_rows(rows)
+
+    monkeypatch.setattr(ledger, "_write_rows", slow_write)
+    threads = [threading.Thread(target=ledger.record_decision, args=(rec(0),))]
+    threads[0].start()
+    assert first.wait(5)
+    threads += [threading.Thread(target=ledger.record_decision, args=(rec(i),)) for i in range(1, 6)]
+    for th in threads[1:]:
+        th.start()
+    for th in threads:
+        th.join()
+    assert batches == [1, 5]
+    assert sorted(r.seq for r in ledger.decisions()) == [1, 2, 3, 4, 5, 6]
+    assert ledger.verify().ok
+
+
+def test_a_failed_group_commit_fails_every_caller(ledger: Ledger, monkeypatch: pytest.MonkeyPatch) -> None:
+    def broken(rows: list[dict[str, object]]) -> list[int]:
+        raise sa.exc.OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    monkeypatch.setattr(ledger, "_write_rows", broken)
+    with pytest.raises(LedgerError, match="disk I/O error"):
+        ledger.record_decision(rec())
+    assert ledger._pending == []
 
 
 CHILD = textwrap.dedent(

@@ -9,12 +9,12 @@ PostgreSQL ``SELECT … FOR UPDATE`` on the ``chain_heads`` row), so the chain n
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import secrets
 import threading
 from collections.abc import Callable, Mapping
+from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -67,6 +67,8 @@ KEY_PREFIX = "hg-"
 """Every generated API key starts with this, so leaked keys are easy to spot in code and logs."""
 KEY_DISPLAY_CHARS = 10
 VERIFY_BATCH = 2000
+MAX_BATCH = 256
+"""Most records one group commit writes."""
 _SALT_META_KEY = "identifier_salt"
 
 _decisions = Base.metadata.tables[Decision.__tablename__]
@@ -189,9 +191,11 @@ class Ledger:
         self.config = config or LedgerConfig(url=engine.url.render_as_string(hide_password=False))
         self._sqlite = engine.dialect.name == "sqlite"
         self._db_salt: str | None = None
-        # SQLite: threads of this process queue here instead of in SQLite's busy handler, which
-        # polls with sleeps of up to 100 ms; other processes still wait on BEGIN IMMEDIATE.
-        self._append_lock = threading.Lock() if self._sqlite else contextlib.nullcontext()
+        # Threads of this process queue here (see _append), not in SQLite's busy handler, which
+        # polls with sleeps of up to 100 ms; other processes wait on the database's chain lock.
+        self._append_lock = threading.Lock()
+        self._pending_lock = threading.Lock()
+        self._pending: list[tuple[dict[str, Any], Future[int]]] = []
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -348,32 +352,57 @@ class Ledger:
         }
 
     def _append(self, values: dict[str, Any]) -> int:
+        """Group commit: a caller queues its row, and whoever holds the append lock writes every
+        queued row in one transaction. Under load many records share one commit (one disk flush)
+        instead of each waiting for the previous one's flush while holding the chain lock."""
+        done: Future[int] = Future()
+        with self._pending_lock:
+            self._pending.append((values, done))
+        while not done.done():
+            with self._append_lock:
+                if done.done():
+                    break
+                with self._pending_lock:
+                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+                self._write_batch(batch)
+        return done.result()
+
+    def _write_batch(self, batch: list[tuple[dict[str, Any], Future[int]]]) -> None:
         try:
-            with self._append_lock, self.engine.connect() as conn:
-                self._begin_write(conn)
-                with conn.begin():
-                    head = conn.execute(
-                        sa.select(_heads.c.seq, _heads.c.row_hash)
-                        .where(_heads.c.chain == "decisions")
-                        .with_for_update()
-                    ).one_or_none()
-                    if head is None:
-                        raise LedgerError("the decisions chain head is missing; run `hegui ledger verify`")
-                    seq = int(head.seq) + 1
+            ids = self._write_rows([values for values, _ in batch])
+        except Exception as exc:
+            reason = _first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            for _, fut in batch:
+                fut.set_exception(LedgerError(f"cannot record decision: {reason}"))
+            return
+        for (_, fut), row_id in zip(batch, ids, strict=True):
+            fut.set_result(row_id)
+
+    def _write_rows(self, rows: list[dict[str, Any]]) -> list[int]:
+        ids: list[int] = []
+        with self.engine.connect() as conn:
+            self._begin_write(conn)
+            with conn.begin():
+                head = conn.execute(
+                    sa.select(_heads.c.seq, _heads.c.row_hash)
+                    .where(_heads.c.chain == "decisions")
+                    .with_for_update()
+                ).one_or_none()
+                if head is None:
+                    raise LedgerError("the decisions chain head is missing; run `hegui ledger verify`")
+                seq, prev = int(head.seq), str(head.row_hash)
+                for values in rows:
+                    seq += 1
                     values["seq"] = seq
-                    values["prev_hash"] = head.row_hash
-                    values["row_hash"] = row_hash(head.row_hash, values, DECISION_FIELDS)
-                    result = conn.execute(sa.insert(_decisions).values(**values))
-                    conn.execute(
-                        sa.update(_heads)
-                        .where(_heads.c.chain == "decisions")
-                        .values(seq=seq, row_hash=values["row_hash"])
-                    )
-                    pk = result.inserted_primary_key
+                    values["prev_hash"] = prev
+                    values["row_hash"] = prev = row_hash(prev, values, DECISION_FIELDS)
+                    pk = conn.execute(sa.insert(_decisions).values(**values)).inserted_primary_key
                     assert pk is not None
-                    return int(pk[0])
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot record decision: {_first_line(exc)}") from exc
+                    ids.append(int(pk[0]))
+                conn.execute(
+                    sa.update(_heads).where(_heads.c.chain == "decisions").values(seq=seq, row_hash=prev)
+                )
+        return ids
 
     def record_decision(self, rec: DecisionRecord) -> int:
         """Append ``rec`` to the chain; it is committed before this returns. Returns the row id.
