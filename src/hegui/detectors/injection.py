@@ -29,12 +29,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import html
 import re
 import urllib.parse
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -52,12 +51,17 @@ FAMILIES: tuple[Family, ...] = get_args(Family)
 class InjectionRule:
     id: str
     family: str
-    pattern: str
+    pattern: str | tuple[str, ...]
+    """One regex, or several tried one after the other: an alternation at the top of a regex stops
+    ``re`` from skipping ahead to the first character, so separate regexes are faster."""
     score: float
     on_original: bool = False
     """Match against the original text (delimiters) instead of the normalised text."""
     lang: str = "any"
     """``en`` rules are also tried on the rot13 of the text."""
+    keywords: tuple[str, ...] = ()
+    """Lower-case literals of which at least one must occur for the regex to be tried at all: a
+    substring test is a fast C scan, and most rules start in ways ``re`` cannot skip ahead to."""
 
 
 _VERB_EN = r"(?:ignore|disregard|forget|skip|override|bypass|neglect|drop)"
@@ -79,7 +83,7 @@ _NO_LIMIT_EN = (
 )
 _GRANNY_ZH = r"(?:奶奶|外婆|姥姥|祖母|爷爷|外公)"
 
-RULES: tuple[InjectionRule, ...] = (
+_RULES: tuple[InjectionRule, ...] = (
     # -- override ------------------------------------------------------------------------------
     InjectionRule(
         "override.en",
@@ -111,7 +115,10 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "roleplay.dan",
         "roleplay",
-        r"\bdo anything now\b|\b(?:you are|you're|act as|pretend to be|become|you will be)\s+(?:a\s+|an\s+|the\s+)?dan\b",
+        (
+            r"\bdo anything now\b",
+            r"\b(?:you are|you're|act as|pretend to be|become|you will be)\s+(?:a\s+|an\s+|the\s+)?dan\b",
+        ),
         0.9,
         lang="en",
     ),
@@ -125,27 +132,33 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "roleplay.unrestricted_zh",
         "roleplay",
-        rf"(?:扮演|假装|假设你是|想象你是|你现在是|你现在扮演|你将成为|从现在(?:开始|起)你是)(?:一个|一位|一名)?[^,，。!！?？\n]{{0,12}}?{_NO_LIMIT_ZH}"
-        # a bare "你是…没有底线" is an insult, not a jailbreak: only with an AI as the object
-        r"|你是(?:一个|一位|一名)?(?:没有任何|不受任何|不受|没有|无)(?:任何)?(?:限制|约束|审查|过滤|规则)的?"
-        r"(?:ai|人工智能|助手|机器人|模型|语言模型|聊天机器人|gpt)",
+        (
+            rf"(?:扮演|假装|假设你是|想象你是|你现在是|你现在扮演|你将成为|从现在(?:开始|起)你是)(?:一个|一位|一名)?[^,，。!！?？\n]{{0,12}}?{_NO_LIMIT_ZH}",
+            # a bare "你是…没有底线" is an insult, not a jailbreak: only with an AI as the object
+            r"你是(?:一个|一位|一名)?(?:没有任何|不受任何|不受|没有|无)(?:任何)?(?:限制|约束|审查|过滤|规则)的?"
+            r"(?:ai|人工智能|助手|机器人|模型|语言模型|聊天机器人|gpt)",
+        ),
         0.85,
     ),
     InjectionRule(
         "roleplay.mode_en",
         "roleplay",
-        r"\b(?:you are|you're|you have)\s+(?:now\s+)?(?:in|entered|running in|switched to)\s+(?:the\s+)?(?:developer|dev|god|jailbreak|jailbroken|unrestricted|dan|evil)\s+mode"
-        r"|\b(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode\s+(?:is\s+)?(?:now\s+)?(?:enabled|activated|on)\b"
-        r"|\b(?:enable|activate|enter)\s+(?:the\s+)?(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode",
+        (
+            r"\b(?:you are|you're|you have)\s+(?:now\s+)?(?:in|entered|running in|switched to)\s+(?:the\s+)?(?:developer|dev|god|jailbreak|jailbroken|unrestricted|dan|evil)\s+mode",
+            r"\b(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode\s+(?:is\s+)?(?:now\s+)?(?:enabled|activated|on)\b",
+            r"\b(?:enable|activate|enter)\s+(?:the\s+)?(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode",
+        ),
         0.85,
         lang="en",
     ),
     InjectionRule(
         "roleplay.mode_zh",
         "roleplay",
-        r"(?:你|您)(?:现在)?(?:已经|已)?(?:进入|处于|开启|启用|切换到|切换为|运行在)(?:了)?(?:开发者|越狱|上帝|无限制|无约束|无审查|dan)模式"
-        r"|(?:越狱|无限制|无约束|无审查|上帝)模式(?:已经?|现在)?(?:开启|启用|激活|生效)"
-        r"|(?:进入|开启|启用|激活|切换到)(?:越狱|无限制|无约束|无审查)模式",
+        (
+            r"(?:你|您)(?:现在)?(?:已经|已)?(?:进入|处于|开启|启用|切换到|切换为|运行在)(?:了)?(?:开发者|越狱|上帝|无限制|无约束|无审查|dan)模式",
+            r"(?:越狱|无限制|无约束|无审查|上帝)模式(?:已经?|现在)?(?:开启|启用|激活|生效)",
+            r"(?:进入|开启|启用|激活|切换到)(?:越狱|无限制|无约束|无审查)模式",
+        ),
         0.85,
     ),
     InjectionRule(
@@ -164,18 +177,22 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "roleplay.no_refusal",
         "roleplay",
-        r"(?:不能|不可以|不得|不允许|永远不要|绝不|不准)拒绝(?:回答)?(?:我的)?(?:任何|所有)"
-        r"|\b(?:never|do not|don't|must not|cannot|can't|will not|won't)\s+refuse\s+(?:any|to answer|my|a single)",
+        (
+            r"(?:不能|不可以|不得|不允许|永远不要|绝不|不准)拒绝(?:回答)?(?:我的)?(?:任何|所有)",
+            r"\b(?:never|do not|don't|must not|cannot|can't|will not|won't)\s+refuse\s+(?:any|to answer|my|a single)",
+        ),
         0.6,
     ),
     # -- prompt leak ---------------------------------------------------------------------------
     InjectionRule(
         "prompt_leak.en",
         "prompt_leak",
-        r"\b(?:repeat|print|output|reveal|show|display|tell me|give me|leak|dump|disclose|write out|recite|spell out|copy)\s+(?:me\s+)?(?:back\s+)?(?:all\s+(?:of\s+)?)?(?:your|the)\s+"
-        r"(?:(?:full|entire|complete|original|initial|hidden|secret|exact|first|verbatim)\s+)*"
-        r"(?:system\s+(?:prompt|message|instructions?)|initial\s+(?:prompt|instructions?)|hidden\s+(?:prompt|instructions?)|pre-?prompt|developer\s+(?:prompt|message)|instructions\s+(?:above|you\s+were\s+given))"
-        r"|\bwhat\s+(?:is|are|was|were)\s+your\s+(?:(?:full|exact|original|initial|hidden|secret)\s+)*(?:system\s+(?:prompt|message|instructions?)|initial\s+instructions|pre-?prompt)",
+        (
+            r"\b(?:repeat|print|output|reveal|show|display|tell me|give me|leak|dump|disclose|write out|recite|spell out|copy)\s+(?:me\s+)?(?:back\s+)?(?:all\s+(?:of\s+)?)?(?:your|the)\s+"
+            r"(?:(?:full|entire|complete|original|initial|hidden|secret|exact|first|verbatim)\s+)*"
+            r"(?:system\s+(?:prompt|message|instructions?)|initial\s+(?:prompt|instructions?)|hidden\s+(?:prompt|instructions?)|pre-?prompt|developer\s+(?:prompt|message)|instructions\s+(?:above|you\s+were\s+given))",
+            r"\bwhat\s+(?:is|are|was|were)\s+your\s+(?:(?:full|exact|original|initial|hidden|secret)\s+)*(?:system\s+(?:prompt|message|instructions?)|initial\s+instructions|pre-?prompt)",
+        ),
         0.85,
         lang="en",
     ),
@@ -189,9 +206,11 @@ RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "prompt_leak.zh",
         "prompt_leak",
-        rf"{_LEAK_VERB_ZH}(?:一下|一遍)?(?:你的|你|你们的|上面的|之前的)?(?:完整的?|全部的?|原始的?|初始的?|隐藏的?|最初的?|内部的?|所有的?)?{_LEAK_OBJ_ZH}"
-        rf"|{_LEAK_VERB_ZH}(?:一下|一遍)?你的(?:完整的?|全部的?|原始的?|初始的?|隐藏的?)?(?:提示词|prompt)"
-        rf"|你的{_LEAK_OBJ_ZH}(?:是什么|内容是|有哪些|写了什么)",
+        (
+            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?(?:你的|你|你们的|上面的|之前的)?(?:完整的?|全部的?|原始的?|初始的?|隐藏的?|最初的?|内部的?|所有的?)?{_LEAK_OBJ_ZH}",
+            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?你的(?:完整的?|全部的?|原始的?|初始的?|隐藏的?)?(?:提示词|prompt)",
+            rf"你的{_LEAK_OBJ_ZH}(?:是什么|内容是|有哪些|写了什么)",
+        ),
         0.85,
     ),
     # -- delimiters (original text) ------------------------------------------------------------
@@ -209,17 +228,42 @@ RULES: tuple[InjectionRule, ...] = (
         0.8,
         on_original=True,
     ),
-    InjectionRule("delimiter.llama", "delimiter", r"\[/?INST\]|<</?SYS>>", 0.8, on_original=True),
+    InjectionRule("delimiter.llama", "delimiter", (r"\[/?INST\]", r"<</?SYS>>"), 0.8, on_original=True),
     InjectionRule(
         "delimiter.role_header",
         "delimiter",
-        r"^[ \t]*(?:#{2,}[ \t]*(?:system|instructions?|new instructions?|system prompt|admin|developer)\b[ \t]*:?"
-        r"|\[(?:system|admin|developer)\][ \t]*:?|</?system>|(?:system|admin)[ \t]*(?:prompt)?[ \t]*:)"
-        r"|^[ \t]*(?:【系统】|【系统提示】|系统指令[:：]|系统提示[:：])",
+        (
+            r"^[ \t]*(?:#{2,}[ \t]*(?:system|instructions?|new instructions?|system prompt|admin|developer)\b[ \t]*:?"
+            r"|\[(?:system|admin|developer)\][ \t]*:?|</?system>|(?:system|admin)[ \t]*(?:prompt)?[ \t]*:)",
+            r"^[ \t]*(?:【系统】|【系统提示】|系统指令[:：]|系统提示[:：])",
+        ),
         0.75,
         on_original=True,
     ),
 )
+
+_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "override.en": ("ignore", "disregard", "forget", "skip", "override", "bypass", "neglect", "drop"),
+    "override.en_everything": ("forget", "ignore", "disregard"),
+    "override.zh": ("忽略", "无视", "忽视", "忘", "理会", "别管", "不要管", "跳过", "抛", "丢", "覆盖", "绕过", "推翻", "删除"),
+    "override.zh_new_task": ("从现在", "接下来"),
+    "roleplay.dan": ("dan", "do anything now"),
+    "roleplay.unrestricted_en": ("without", "with no", "free of", "free from", "no longer", "bound"),
+    "roleplay.unrestricted_zh": ("限制", "约束", "审查", "道德", "伦理", "过滤", "规则", "底线", "束缚", "规范"),
+    "roleplay.mode_en": ("mode",),
+    "roleplay.mode_zh": ("模式",),
+    "roleplay.grandma_zh": ("奶奶", "外婆", "姥姥", "祖母", "爷爷", "外公"),
+    "roleplay.grandma_en": ("grand",),
+    "roleplay.no_refusal": ("拒绝", "refuse"),
+    "prompt_leak.en": ("prompt", "instruction", "message"),
+    "prompt_leak.en_above": ("above", "before"),
+    "prompt_leak.zh": ("系统", "指令", "提示", "prompt", "设定"),
+    "delimiter.chatml_role": ("<|",),
+    "delimiter.chat_token": ("<|",),
+    "delimiter.llama": ("inst]", "<<sys", "<</sys"),
+    "delimiter.role_header": ("#", "system", "admin", "developer", "【系统", "系统指令", "系统提示"),
+}  # fmt: skip
+RULES: tuple[InjectionRule, ...] = tuple(replace(r, keywords=_KEYWORDS.get(r.id, ())) for r in _RULES)
 
 DEFAULT_SCORES: dict[str, float] = {"encoded": 0.9, "encoded.cjk": 0.6}
 """Scores of the ``encoded`` family: a blob that decodes to an instruction pattern (at least this, or
@@ -250,11 +294,20 @@ class DecodedPayload:
     text: str
 
 
-_B64 = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{16,}={0,2}(?![A-Za-z0-9+/=_-])")
-_HEX = re.compile(r"(?<![0-9A-Za-z])(?:0x)?(?:[0-9A-Fa-f]{2}){8,}(?![0-9A-Za-z])|(?:\\x[0-9A-Fa-f]{2}){4,}")
-_UESC = re.compile(r"(?:\\u[0-9A-Fa-f]{4}){3,}")
-_URL = re.compile(r"(?:%[0-9A-Fa-f]{2}){6,}")
-_ENTITY = re.compile(r"(?:&#(?:x[0-9A-Fa-f]{2,6}|\d{2,7});){3,}")
+# the lookbehinds come after the first character so that the patterns start with a character class,
+# which re scans for in C (a leading lookbehind is tried at every position: several times slower)
+_B64 = re.compile(r"[A-Za-z0-9+/_-](?<![A-Za-z0-9+/=_-].)[A-Za-z0-9+/_-]{15,}={0,2}(?![A-Za-z0-9+/=_-])")
+_HEX = re.compile(r"[0-9A-Fa-f](?<![0-9A-Za-z].)(?:x(?<=0x))?[0-9A-Fa-f]*(?![0-9A-Za-z])")
+_HEX_ESCAPES = re.compile(r"\\x[0-9A-Fa-f]{2}(?:\\x[0-9A-Fa-f]{2}){3,}")
+_UESC = re.compile(r"\\u[0-9A-Fa-f]{4}(?:\\u[0-9A-Fa-f]{4}){2,}")
+_URL = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}){5,}")
+_ENTITY = re.compile(r"&#(?:x[0-9A-Fa-f]{2,6}|\d{2,7});(?:&#(?:x[0-9A-Fa-f]{2,6}|\d{2,7});){2,}")
+# runs of English-looking text long enough to hide an instruction in rot13
+_LATIN_RUN = re.compile(r"[a-z][a-z \t',.!?;:()\"-]{15,}", re.IGNORECASE)
+_ROT13 = str.maketrans(
+    "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
+    "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
+)
 _CJK = re.compile(r"[\u3400-\u9fff]")
 
 
@@ -303,6 +356,7 @@ def _decode_url(blob: str) -> str | None:
 
 _CODECS = (
     ("hex", _HEX, _decode_hex),
+    ("hex", _HEX_ESCAPES, _decode_hex),
     ("base64", _B64, _decode_b64),
     ("unicode_escape", _UESC, _decode_uesc),
     ("url", _URL, _decode_url),
@@ -315,11 +369,12 @@ def decode_payloads(text: str, min_length: int = 24) -> list[DecodedPayload]:
     out: list[DecodedPayload] = []
     taken: list[tuple[int, int]] = []
     for codec, regex, decode in _CODECS:
-        if codec in ("hex", "base64") and len(text) < min_length:
+        bare = regex is _HEX or regex is _B64  # blobs without markers: only long ones are decoded
+        if bare and len(text) < min_length:
             continue
         for m in regex.finditer(text):
             start, end = m.span()
-            if codec in ("hex", "base64") and end - start < min_length:
+            if bare and end - start < min_length:
                 continue
             if any(start < e and s < end for s, e in taken):
                 continue
@@ -402,7 +457,7 @@ class InjectionConfig(BaseModel):
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     rule: InjectionRule
-    regex: re.Pattern[str]
+    regexes: tuple[re.Pattern[str], ...]
     score: float
 
 
@@ -430,7 +485,10 @@ class InjectionDetector(Detector):
             _Compiled(
                 r,
                 # built-in rules use ASCII \b and \w, so "instructions谢谢" still ends a word
-                re.compile(r.pattern, _FLAGS | (re.ASCII if r.id in builtin else 0)),
+                tuple(
+                    re.compile(p, _FLAGS | (re.ASCII if r.id in builtin else 0))
+                    for p in ((r.pattern,) if isinstance(r.pattern, str) else r.pattern)
+                ),
                 cfg.scores.get(r.id, cfg.scores.get(r.family, r.score)),
             )
             for r in rules
@@ -471,7 +529,15 @@ class InjectionDetector(Detector):
         return 0
 
     def _match(self, text: str, rules: Iterable[_Compiled]) -> list[tuple[_Compiled, int, int]]:
-        return [(c, m.start(), m.end()) for c in rules for m in c.regex.finditer(text) if m.end() > m.start()]
+        low = text.lower()
+        return [
+            (c, m.start(), m.end())
+            for c in rules
+            if not c.rule.keywords or any(k in low for k in c.rule.keywords)
+            for regex in c.regexes
+            for m in regex.finditer(text)
+            if m.end() > m.start()
+        ]
 
     def _finding(
         self, rule_id: str, family: str, start: int, end: int, score: float, original: str
@@ -509,11 +575,11 @@ class InjectionDetector(Detector):
                         f"encoded.{p.codec}.cjk", "encoded", p.start, p.end, self._cjk_score, text.original
                     )
                 )
-        if self._en and sum(ch.isascii() and ch.isalpha() for ch in text.text) >= 20:
+        for run in _LATIN_RUN.finditer(text.text) if self._en else ():
             # rot13 maps letters one to one, so spans in the rot13 text are spans in the text
-            rot = codecs.encode(text.text, "rot13")
+            rot = run.group().translate(_ROT13)
             for c, s, e in self._match(rot, self._en):
-                start, end = text.to_original(s, e)
+                start, end = text.to_original(run.start() + s, run.start() + e)
                 score = max(c.score, self._encoded_score)
                 out.append(self._finding("encoded.rot13", "encoded", start, end, score, text.original))
         return out

@@ -1,7 +1,7 @@
 """PII recognizers, in the shape of Presidio's: each one a small class with its regex patterns, its
 context words and a ``validate_result`` hook (checksum, calendar date, number plan), plus a registry.
 
-Recognizers run on normalised text (NFKC, case-folded, so ``１３８…`` and ``x`` arrive as ``138…``
+Recognizers run on normalised, lower-cased text (NFKC, so ``１３８…`` and ``X`` arrive as ``138…``
 and ``x``). A pattern has a score without context and a score when one of the recognizer's context
 words appears in the ``context_window`` characters *before* the match (only before, so that a
 stream never needs text it has not received yet to decide). A pattern with score 0 is reported only
@@ -14,6 +14,7 @@ the detector's hold-back is the largest of them.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from collections.abc import Iterable, Iterator
@@ -25,10 +26,21 @@ from hegui.detectors.pii.surnames import COMPOUND, SINGLE
 CONTEXT_BOOST = 0.35
 """Added to a pattern's score when a context word precedes the match (Presidio's default factor)."""
 
-_NB = r"(?<![0-9a-z])"  # no letter or digit before (text is case-folded; patterns use re.I anyway)
 _NA = r"(?![0-9a-z])"
-_ND = r"(?<![0-9])(?<![0-9][ -])"  # no digit before, also not across one space or dash
 _NDA = r"(?![0-9])(?!-[0-9])"
+_NOT_AFTER_DIGIT = ("[0-9]", "[0-9][ -]")  # no digit before, also not across one space or dash
+_NOT_AFTER_ALNUM = ("[0-9a-z]",)
+
+
+def _starting(first: str, rest: str, not_after: tuple[str, ...] = _NOT_AFTER_DIGIT) -> str:
+    """A pattern that starts with the character class ``first`` and must not follow ``not_after``.
+
+    The guard is a lookbehind placed *after* the first character (it covers that character too), so
+    that the pattern starts with a character class: ``re`` then skips ahead to candidate characters
+    in C instead of trying the lookbehind at every position, which is 5-10 times faster on Chinese
+    text with few digits.
+    """
+    return first + "".join(f"(?<!{b}{first})" for b in not_after) + rest
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,11 +74,12 @@ class Recognizer:
     patterns: ClassVar[tuple[Pattern, ...]]
     context: ClassVar[tuple[str, ...]] = ()
     max_length: ClassVar[int]
-    prefilter: ClassVar[str] = r"\d"
+    prefilter: ClassVar[str] = "[0-9]"
     """Regex that must match somewhere in the text for this recognizer to run at all."""
     priority: ClassVar[int] = 0
     """Breaks ties between overlapping results of equal score (higher wins)."""
-    flags: ClassVar[int] = re.IGNORECASE
+    flags: ClassVar[int] = 0
+    """Built-in patterns are written in lower case: the detector lower-cases the text."""
 
     def __init__(self) -> None:
         self._compiled: list[tuple[Pattern, re.Pattern[str], tuple[str, ...], float]] = []
@@ -88,10 +101,14 @@ class Recognizer:
             return m.span("v")
         return m.span()
 
+    def _matches(self, regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+        return regex.finditer(text)
+
     def analyze(self, text: str, context_window: int) -> list[RecognizerResult]:
+        """Results over ``text`` (normalised and lower-cased), with spans in it."""
         best: dict[tuple[int, int], RecognizerResult] = {}
         for pattern, regex, words, ctx_score in self._compiled:
-            for m in regex.finditer(text):
+            for m in self._matches(regex, text):
                 span = self.extract(text, m)
                 if span is None or span[0] >= span[1]:
                     continue
@@ -166,12 +183,20 @@ class ResidentIdRecognizer(Recognizer):
         Pattern(
             "id18",
             # digits-only boundaries: "ID110105…" is common, and the check digit protects us
-            r"(?<![0-9])[1-9]\d{5}[ -]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[ -]?\d{3}[0-9x]"
-            + r"(?![0-9])",
+            _starting(
+                "[1-9]",
+                r"\d{5}[ -]?(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])[ -]?\d{3}[0-9x](?![0-9])",
+                ("[0-9]",),
+            ),
             1.0,
         ),
         # legacy 15-digit IDs have no check digit, so they need a context word to reach the default threshold
-        Pattern("id15", _NB + r"[1-9]\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}" + _NA, 0.4, 0.85),
+        Pattern(
+            "id15",
+            _starting("[1-9]", r"\d{7}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])\d{3}" + _NA, _NOT_AFTER_ALNUM),
+            0.4,
+            0.85,
+        ),
     )
     max_length = 20
     priority = 10
@@ -182,6 +207,8 @@ class ResidentIdRecognizer(Recognizer):
 
 # -- phones ------------------------------------------------------------------------------------
 
+# +86, 0086, 86, (+86), (86): the lookbehinds check the first character, already consumed by _starting
+_COUNTRY_CODE = r"(?:(?<=\+)86[ -]?|(?<=0)086[ -]?|(?<=8)6[ -]?|(?<=\()\+?86\)[ -]?)"
 _PHONE_CONTEXT = (
     "手机",
     "电话",
@@ -199,8 +226,12 @@ _PHONE_CONTEXT = (
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def _phone_type(value: str) -> int | None:
-    """phonenumbers' number type of a Chinese number, or None when it is not a valid number."""
+    """phonenumbers' number type of a Chinese number, or None when it is not a valid number.
+
+    Cached: a stream re-checks the same held-back text as chunks arrive, and phonenumbers takes
+    about 20 µs per number."""
     import phonenumbers  # 35 ms to import; only texts with phone-like digits pay it
 
     digits = re.sub(r"\D", "", value)
@@ -229,9 +260,10 @@ class MobileRecognizer(Recognizer):
     patterns = (
         Pattern(
             "mobile",
-            _ND + r"(?:(?:\+|00)?86[ -]?|\(\+?86\)[ -]?)?1[3-9]\d(?:[ -]?\d{4}){2}" + _NDA,
+            _starting("1", r"[3-9]\d(?:[ -]?\d{4}){2}" + _NDA),
             0.9,
         ),
+        Pattern("mobile_cc", _starting("[+0(8]", _COUNTRY_CODE + r"1[3-9]\d(?:[ -]?\d{4}){2}" + _NDA), 0.9),
     )
     max_length = 19  # "(+86) 138 0013 8000"
     priority = 5
@@ -244,12 +276,19 @@ class LandlineRecognizer(Recognizer):
     kind = "CN_LANDLINE"
     context = _PHONE_CONTEXT
     patterns = (
-        Pattern("landline", _ND + r"(?:\(0\d{2,3}\)|0\d{2,3})[ -]?[2-9]\d{2,3}[ -]?\d{4}" + _NDA, 0.7),
+        Pattern(
+            "landline",
+            _starting("[0(]", r"(?:(?<=\()0\d{2,3}\)|(?<=0)\d{2,3})[ -]?[2-9]\d{2,3}[ -]?\d{4}" + _NDA),
+            0.7,
+        ),
         Pattern(
             "landline_intl",
-            _ND
-            + r"(?:(?:\+|00)86[ -]?|86[ -]|\(\+?86\)[ -]?)(?:\(0?[1-9]\d{1,2}\)|0?[1-9]\d{1,2})[ -]?[2-9]\d{2,3}[ -]?\d{4}"
-            + _NDA,
+            _starting(
+                "[+0(8]",
+                # a bare 86 needs a separator after it here, or any 12 digits starting 86 would do
+                r"(?:(?<=\+)86[ -]?|(?<=0)086[ -]?|(?<=8)6[ -]|(?<=\()\+?86\)[ -]?)"
+                r"(?:\(0?[1-9]\d{1,2}\)|0?[1-9]\d{1,2})[ -]?[2-9]\d{2,3}[ -]?\d{4}" + _NDA,
+            ),
             0.7,
         ),
     )
@@ -277,11 +316,13 @@ class BankCardRecognizer(Recognizer):
     kind = "BANK_CARD"
     context = ("卡号", "银行卡", "信用卡", "储蓄卡", "借记卡", "账号", "帐号", "转账", "汇款", "开户", "card")
     patterns = (
-        Pattern("card", _ND + r"[1-9]\d{15,18}" + _NDA, 0.9),
+        Pattern("card", _starting("[1-9]", r"\d{15,18}" + _NDA), 0.9),
         # groups of four with one consistent separator: 6222 0212 3456 7890 123
         Pattern(
             "card_grouped",
-            _ND + r"[1-9]\d{3}(?P<s>[ -])\d{4}(?:(?P=s)\d{4}){2}(?:(?P=s)\d{1,3})?(?![0-9])(?!(?P=s)\d)",
+            _starting(
+                "[1-9]", r"\d{3}(?P<s>[ -])\d{4}(?:(?P=s)\d{4}){2}(?:(?P=s)\d{1,3})?(?![0-9])(?!(?P=s)\d)"
+            ),
             0.9,
         ),
     )
@@ -301,7 +342,17 @@ class BankCardRecognizer(Recognizer):
 class UsccRecognizer(Recognizer):
     kind = "CN_USCC"
     context = ("信用代码", "统一社会", "营业执照", "税号", "uscc")
-    patterns = (Pattern("uscc", _NB + r"[0-9a-hj-npqrtuwxy]{2}\d{6}[0-9a-hj-npqrtuwxy]{10}" + _NA, 1.0),)
+    patterns = (
+        Pattern(
+            "uscc",
+            _starting(
+                "[0-9a-hj-npqrtuwxy]",
+                r"[0-9a-hj-npqrtuwxy]\d{6}[0-9a-hj-npqrtuwxy]{10}" + _NA,
+                _NOT_AFTER_ALNUM,
+            ),
+            1.0,
+        ),
+    )
     max_length = 18
     priority = 8
 
@@ -332,6 +383,17 @@ class EmailRecognizer(Recognizer):
     max_length = EMAIL_HOLDBACK
     priority = 2
 
+    def _matches(self, regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+        # search only around each "@": the local part is at most 64 characters before it
+        at = text.find("@")
+        while at != -1:
+            m = regex.search(text, max(0, at - 64), at + 256)
+            if m is not None and m.start() <= at:
+                yield m
+                at = text.find("@", max(m.end(), at + 1))
+            else:
+                at = text.find("@", at + 1)
+
     def validate_result(self, value: str) -> bool:
         local = value.split("@", 1)[0]
         return not (local.startswith(".") or local.endswith(".") or ".." in value)
@@ -345,9 +407,9 @@ class PassportRecognizer(Recognizer):
     context = ("护照", "passport")
     patterns = (
         # Chinese passports: E/G + 8 digits, and the 2019+ E + letter + 7 digits
-        Pattern("cn_passport", _NB + r"[eg]\d{8}" + _NA, 0.6),
-        Pattern("cn_passport_new", _NB + r"e[a-hj-np-z]\d{7}" + _NA, 0.6),
-        Pattern("passport_other", _NB + r"[a-z]{1,2}\d{6,9}" + _NA, 0.0, 0.75),
+        Pattern("cn_passport", _starting("[eg]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.6),
+        Pattern("cn_passport_new", _starting("e", r"[a-hj-np-z]\d{7}" + _NA, _NOT_AFTER_ALNUM), 0.6),
+        Pattern("passport_other", _starting("[a-z]", r"[a-z]?\d{6,9}" + _NA, _NOT_AFTER_ALNUM), 0.0, 0.75),
     )
     max_length = 11
     priority = 2
@@ -359,9 +421,11 @@ class HkMoPermitRecognizer(Recognizer):
     kind = "HK_MO_PERMIT"
     context = ("通行证", "港澳", "回乡证", "香港", "澳门", "来往内地", "permit")
     patterns = (
-        Pattern("hk_mo_permit", _NB + r"[cw]\d{8}" + _NA, 0.4, 0.9),
-        Pattern("hk_mo_permit_new", _NB + r"c[a-hj-np-z]\d{7}" + _NA, 0.4, 0.9),
-        Pattern("home_return_permit", _NB + r"[hm]\d{8}(?:\d{2})?" + _NA, 0.4, 0.9),
+        Pattern("hk_mo_permit", _starting("[cw]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
+        Pattern("hk_mo_permit_new", _starting("c", r"[a-hj-np-z]\d{7}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
+        Pattern(
+            "home_return_permit", _starting("[hm]", r"\d{8}(?:\d{2})?" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9
+        ),
     )
     max_length = 11
     priority = 2
@@ -373,10 +437,10 @@ class TwPermitRecognizer(Recognizer):
     kind = "TW_PERMIT"
     context = ("台湾", "台胞", "通行证", "入台", "permit")
     patterns = (
-        Pattern("tw_permit", _NB + r"l\d{8}" + _NA, 0.4, 0.9),
+        Pattern("tw_permit", _starting("l", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern(
             "mtp",
-            _ND + r"\d{8}(?:\d{2}(?:\([a-z]\))?)?" + _NDA,
+            _starting("[0-9]", r"\d{7}(?:\d{2}(?:\([a-z]\))?)?" + _NDA),
             0.0,
             0.85,
             context=("台胞证", "台湾居民来往大陆通行证", "来往大陆通行证"),
@@ -396,7 +460,7 @@ class PlateRecognizer(Recognizer):
 
     kind = "CN_PLATE"
     context = ("车牌", "牌照", "号牌", "车号", "plate")
-    prefilter = "[" + PROVINCE_ABBREVIATIONS + "]"
+    prefilter = "[" + PROVINCE_ABBREVIATIONS + "][a-hj-np-z]"
     patterns = (
         Pattern(
             "plate",
@@ -424,17 +488,15 @@ class PlateRecognizer(Recognizer):
 class IpAddressRecognizer(Recognizer):
     kind = "IP_ADDRESS"
     context = ("ip", "服务器", "server", "host", "登录", "登陆", "访问")
-    prefilter = r"\d[.:]|:\d"
     patterns = (
-        Pattern("ipv4", r"(?<![0-9a-z.])(?:\d{1,3}\.){3}\d{1,3}(?!\.?[0-9])", 0.6, 0.95),
         Pattern(
-            "ipv6",
-            r"(?<![0-9a-z:])[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){2,7}(?:\.\d{1,3}){0,3}(?![0-9a-z:.])",
-            0.8,
+            "ipv4",
+            _starting("[0-9]", r"\d{0,2}\.(?:\d{1,3}\.){2}\d{1,3}(?!\.?[0-9])", ("[0-9a-z.]",)),
+            0.6,
             0.95,
         ),
     )
-    max_length = 45
+    max_length = 15
     priority = 1
 
     def validate_result(self, value: str) -> bool:
@@ -445,6 +507,28 @@ class IpAddressRecognizer(Recognizer):
         except ValueError:
             return False
         return True
+
+
+class Ipv6Recognizer(IpAddressRecognizer):
+    """IPv6 has its own gate (two colons close together), which plain text almost never has."""
+
+    prefilter = ":[0-9a-f]{0,4}:"
+    patterns = (
+        Pattern(
+            "ipv6",
+            _starting(
+                "[0-9a-f:]",
+                # the rest after the first character: after ":" one to six more groups, after a hex
+                # digit up to three more digits and two to seven groups
+                r"(?:(?<=:)[0-9a-f]{0,4}(?::[0-9a-f]{0,4}){1,6}|(?<=[0-9a-f])[0-9a-f]{0,3}(?::[0-9a-f]{0,4}){2,7})"
+                r"(?:\.\d{1,3}){0,3}(?![0-9a-z:.])",
+                ("[0-9a-z:]",),
+            ),
+            0.8,
+            0.95,
+        ),
+    )
+    max_length = 45
 
 
 # -- context-introduced values: addresses and names ------------------------------------------
@@ -544,9 +628,9 @@ class PersonNameRecognizer(Recognizer):
         ),
         Pattern(
             "name_spoken",
-            "(?<!改)(?:"
+            "(?:"
             + "|".join(NAME_TRIGGERS_SPOKEN)
-            + r")(?:是|叫)?[:：]?\s?(?=(?P<v>[\u4e00-\u9fff]{2,4}))",
+            + r")(?<!改名叫)(?:是|叫)?[:：]?\s?(?=(?P<v>[\u4e00-\u9fff]{2,4}))",
             0.65,
         ),
     )
@@ -592,11 +676,12 @@ BUILTIN_RECOGNIZERS: tuple[type[Recognizer], ...] = (
     TwPermitRecognizer,
     PlateRecognizer,
     IpAddressRecognizer,
+    Ipv6Recognizer,
     AddressRecognizer,
     PersonNameRecognizer,
 )
 
-ENTITY_KINDS: tuple[str, ...] = tuple(r.kind for r in BUILTIN_RECOGNIZERS)
+ENTITY_KINDS: tuple[str, ...] = tuple(dict.fromkeys(r.kind for r in BUILTIN_RECOGNIZERS))
 
 
 class PatternRecognizer(Recognizer):
@@ -604,6 +689,7 @@ class PatternRecognizer(Recognizer):
 
     kind = "CUSTOM"
     patterns = ()
+    flags = re.IGNORECASE
     max_length = 64
 
     def __init__(
