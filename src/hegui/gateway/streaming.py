@@ -49,12 +49,41 @@ class SSEResponse(Response):
                     await pump
 
     async def _pump(self, send: Send) -> None:
+        # The generator runs in a producer task; whatever frames it made while the last send was in
+        # flight go out in one write. A slow upstream gets each frame sent at once; a fast one (or a
+        # slow client) costs one syscall per batch instead of one per token.
+        pending: list[bytes] = []
+        wake = asyncio.Event()
+        finished = False
+
+        async def produce() -> None:
+            nonlocal finished
+            try:
+                async for frame in self.frames:
+                    pending.append(frame)
+                    wake.set()
+            finally:
+                finished = True
+                wake.set()
+
+        producer = asyncio.ensure_future(produce())
         try:
-            async for frame in self.frames:
-                await send({"type": "http.response.body", "body": frame, "more_body": True})
+            while True:
+                await wake.wait()
+                wake.clear()
+                if pending:
+                    data = b"".join(pending)
+                    pending.clear()
+                    await send({"type": "http.response.body", "body": data, "more_body": True})
+                if finished and not pending:
+                    break
+            await producer  # re-raise what the generator raised
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             # the client is gone (ASGI 2.4 servers raise on send); the generator's finally records it
             pass
         finally:
-            await self.frames.aclose()
+            if not producer.done():
+                producer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await producer
