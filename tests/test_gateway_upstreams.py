@@ -58,7 +58,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {"name": "good", "base_url": good + "/v1", "models": ["failover-*", "five-*", "plain"], "timeout": 0.5},
             {"name": "slow", "base_url": slow + "/v1", "models": ["slow"]},
         ]
-        cfg = write_config(folder, {"upstreams": ups})
+        cfg = write_config(folder, {"upstreams": ups, "gateway": {"stream_checkpoint_seconds": 0.2}})
         ledger = stack.enter_context(ledger_for("sqlite", folder, None))
         add_test_keys(ledger)
         url = stack.enter_context(serve(create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=ledger)))
@@ -165,3 +165,16 @@ def test_client_disconnect_stops_the_stream_and_is_recorded(env: Env) -> None:
     assert row.stream["client_disconnected"] is True
     assert len(received) <= row.stream["sent_chars"] < len(text)
     assert text.startswith(row.excerpt)
+
+
+def test_long_streams_leave_progress_checkpoints(env: Env) -> None:
+    text = "检查点记录了已经发送的字数。" * 5  # 70 characters, about 40 tokens at 40 ms
+    chunks = list(env.chat("slow", "/say " + text, stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks) == text
+    out = chunks[-1].model_extra["hegui"]["decisions"]["output"]
+    rows = env.ledger.decisions(decision_id=out, limit=None, newest_first=False)
+    kinds = [r.kind for r in rows]
+    assert kinds[0] == "stream_open" and kinds[-1] == "decision"
+    progress = [r.stream["sent_chars"] for r in rows if r.kind == "stream_progress"]
+    assert len(progress) >= 3 and progress == sorted(progress) and 0 < progress[-1] <= len(text)
+    assert rows[-1].stream["sent_chars"] == len(text)

@@ -77,5 +77,7 @@ class GatewayConfig(BaseModel):
     """How long a verified API key is cached in the worker (0 = look it up every request)."""
     max_body_bytes: int = Field(default=2_000_000, gt=0)
     """Largest request body accepted (413 above)."""
+    stream_checkpoint_seconds: float = Field(default=5.0, ge=0)
+    """During a long stream, record how much was sent this often, so a crash leaves a trace (0 = off)."""
     request_timeout: float = Field(default=300.0, gt=0)
     """Upper bound on one whole streamed response, seconds; the stream is then ended cleanly."""

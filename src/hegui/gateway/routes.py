@@ -9,6 +9,7 @@ A failure of moderation or of the ledger refuses the request unless its scene is
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -494,6 +495,8 @@ class OutputStream:
         self.recorded = False
         self.unchecked = False
         self.unchecked_sent = ""
+        self.checkpoint: asyncio.Future[Any] | None = None
+        self.last_checkpoint = time.monotonic()
 
     def chunk(self, text: str, finish_reason: str | None = None, role: bool = False) -> dict[str, Any]:
         c = self.call
@@ -511,15 +514,34 @@ class OutputStream:
         return sm.moderator.decide(sm.buffer, findings, list(sm.failed), dict(sm.timings), sm.direction,
                                    sm.scene, sm.decision_id)
 
+    def stream_state(self, disconnected: bool = False) -> dict[str, Any]:
+        return {"sent_chars": len(self.sm.sent) + len(self.unchecked_sent), "cut": self.cut,
+                "client_disconnected": disconnected, "upstream_error": self.upstream_error}
+
+    def maybe_checkpoint(self) -> None:
+        """Now and then, append how much has been sent (in the background; the stream never waits)."""
+        every = self.gw.gw.stream_checkpoint_seconds
+        now = time.monotonic()
+        if not every or now - self.last_checkpoint < every:
+            return
+        if self.checkpoint is not None and not self.checkpoint.done():
+            return
+        self.last_checkpoint = now
+        self.checkpoint = asyncio.ensure_future(
+            self.gw.ledger.aupdate_stream(self.sm.decision_id, self.stream_state()))
+        self.checkpoint.add_done_callback(_collect)
+
     async def write_record(self, disconnected: bool) -> None:
         """The stream's output decision: what was sent, whether it was cut, and why it ended."""
         if self.recorded:
             return
         self.recorded = True
+        if self.checkpoint is not None and not self.checkpoint.done():
+            with contextlib.suppress(Exception):
+                await asyncio.wait({self.checkpoint})  # keep the rows in order
         verdict = self.overall()
         sent = self.sm.redacted_sent + ("" if not self.unchecked else "[unchecked]")
-        stream = {"sent_chars": len(self.sm.sent) + len(self.unchecked_sent), "cut": self.cut,
-                  "client_disconnected": disconnected, "upstream_error": self.upstream_error}
+        stream = self.stream_state(disconnected)
         await self.gw.write(self.call, self.gw.decision_record(self.call, verdict, sent, stream))
 
     async def frames(self) -> AsyncGenerator[bytes, None]:
@@ -558,6 +580,7 @@ class OutputStream:
             yield protocol.sse(self.chunk("", role=True))
         try:
             async for batch in self.upstream.events():
+                self.maybe_checkpoint()
                 for upchunk in batch:
                     reason = protocol.chunk_finish_reason(upchunk)
                     if reason:
