@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from hegui.ledger.errors import LedgerError, LedgerNotFound, LedgerOpenError
     from hegui.ledger.identifiers import hash_identifier
-    from hegui.ledger.records import ApiKey, DecisionRecord, DecisionRow, Problem, VerifyReport
+    from hegui.ledger.records import ApiKey, DecisionRecord, DecisionRow, Problem, PruneResult, VerifyReport
     from hegui.ledger.store import Ledger
 
 _EXPORTS = {
@@ -22,6 +22,7 @@ _EXPORTS = {
     "DecisionRow": "hegui.ledger.records",
     "ApiKey": "hegui.ledger.records",
     "Problem": "hegui.ledger.records",
+    "PruneResult": "hegui.ledger.records",
     "VerifyReport": "hegui.ledger.records",
     "LedgerError": "hegui.ledger.errors",
     "LedgerNotFound": "hegui.ledger.errors",
@@ -38,6 +39,7 @@ __all__ = [
     "LedgerNotFound",
     "LedgerOpenError",
     "Problem",
+    "PruneResult",
     "VerifyReport",
     "hash_identifier",
 ]

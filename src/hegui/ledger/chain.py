@@ -154,7 +154,9 @@ class ChainVerifier:
         if seq > expected:
             first, last = expected, seq - 1
             span = f"seq {first}" if first == last else f"seq {first}-{last}"
-            self._problem(row, first, "deleted", f"{span} missing before seq {seq}")
+            after = f" (decision {row.get(self.id_field)})" if row.get(self.id_field) else ""
+            # Named by the missing seq; the row after the gap is only the landmark.
+            self._problem(None, first, "deleted", f"{span} missing before seq {seq}{after}")
         elif seq < expected:
             # seq is unique in the schema, so this only happens when rows were renumbered
             self._problem(row, seq, "inserted", f"seq {seq} out of order after seq {self.last_seq}")
