@@ -640,6 +640,7 @@ def decode_audio(
             raise LabelFormatError(f"{path}: no audio stream")
         s = c.streams.audio[0]
         rate = sample_rate or s.codec_context.sample_rate
+        n_ch = channels or len(s.codec_context.layout.channels)
         layout = _layout_name(channels) if channels else s.codec_context.layout.name
         resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
         parts: list[NDArray[Any]] = []
@@ -651,7 +652,6 @@ def decode_audio(
                 parts.append(out.to_ndarray())
         except av.FFmpegError as exc:
             raise LabelFormatError(f"{path}: cannot decode audio ({_reason(exc)})") from None
-    n_ch = channels or len(s.codec_context.layout.channels)
     if not parts:
         return np.zeros((n_ch, 0), np.float32), rate
     return np.concatenate(parts, axis=1).astype(np.float32), rate
