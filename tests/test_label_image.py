@@ -149,7 +149,31 @@ def test_explicit_label_detection() -> None:
     assert explicit_label_present(Image.open(buf), "AI生成")  # survives JPEG compression
 
 
+def test_bundled_font_cmap_is_exactly_the_declared_subset() -> None:
+    pytest.importorskip("fontTools", reason="fonttools not installed")
+    from fontTools.ttLib import TTFont
+
+    with TTFont(bundled_font_path()) as font:
+        covered = {chr(c) for c in font.getBestCmap()}
+    assert covered == set(SUBSET_CHARACTERS)  # resolve_font trusts SUBSET_CHARACTERS for the bundled font
+
+
+def test_default_labels_are_covered_by_the_bundled_font() -> None:
+    from hegui.labeling.config import ImageLabelConfig, TextLabelConfig, VideoLabelConfig
+    from hegui.labeling.fonts import LABEL_PHRASES
+
+    for text in [
+        ImageLabelConfig().text,
+        VideoLabelConfig().text,
+        TextLabelConfig().prefix,
+        TextLabelConfig().suffix,
+    ]:
+        assert set(text) <= set(SUBSET_CHARACTERS), text
+    assert set(LABEL_PHRASES.replace(" ", "")) <= set(SUBSET_CHARACTERS)
+
+
 def test_bundled_font_covers_default_labels_and_custom_font_is_checked(tmp_path: Path) -> None:
+    pytest.importorskip("fontTools", reason="fonttools not installed (needed for custom fonts)")
     assert missing_glyphs(bundled_font_path(), SUBSET_CHARACTERS) == ""
     assert bundled_font_path().stat().st_size < 200_000
     assert (bundled_font_path().parent / "OFL.txt").read_text().count("SIL Open Font License") >= 1

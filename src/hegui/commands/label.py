@@ -81,9 +81,7 @@ def _check_kind(path: Path, kind: str) -> None:
 
 
 def _report(dst: Path, label: AIGCLabel) -> None:
-    how = (
-        "signed" if label.reserved_code1.startswith("s1.") else "content hash only (no labeling.signing_key)"
-    )
+    how = "signed" if label.reserved_code1.startswith("s1.") else "content hash only: no labeling.signing_key"
     typer.echo(f"wrote {dst} ({how})")
     typer.echo(label.to_json())
 

@@ -134,6 +134,32 @@ class AudioLabelConfig(BaseModel):
         return self
 
 
+class C2PAConfig(BaseModel):
+    """Optional C2PA manifest on labelled images (needs the ``c2pa`` extra)."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    """Embed a signed C2PA manifest in labelled images, beside the GB 45438 metadata."""
+    cert_chain: str | None = None
+    """PEM certificate chain, signing certificate first."""
+    private_key: str | None = None
+    """PEM (PKCS#8) private key of the signing certificate."""
+    algorithm: Literal["es256", "es384", "es512", "ps256", "ps384", "ps512", "ed25519"] = "es256"
+    """Signature algorithm matching the key."""
+    tsa_url: str | None = None
+    """RFC 3161 time-stamp server; unset signs offline."""
+    trust_anchors: str | None = None
+    """PEM root certificates the verifier trusts (``Trusted`` instead of ``Valid``)."""
+    thumbnail: bool = False
+    """Let the C2PA SDK add a thumbnail to the manifest (adds tens of KB)."""
+
+    @model_validator(mode="after")
+    def _files_given(self) -> C2PAConfig:
+        if self.enabled and not (self.cert_chain and self.private_key):
+            raise ValueError("enabled needs cert_chain and private_key")
+        return self
+
+
 class LabelingConfig(BaseModel):
     """GB 45438 labels: what is added to generated content, and how labels are signed."""
 
@@ -150,3 +176,4 @@ class LabelingConfig(BaseModel):
     image: ImageLabelConfig = Field(default_factory=ImageLabelConfig)
     video: VideoLabelConfig = Field(default_factory=VideoLabelConfig)
     audio: AudioLabelConfig = Field(default_factory=AudioLabelConfig)
+    c2pa: C2PAConfig = Field(default_factory=C2PAConfig)

@@ -38,7 +38,12 @@ def bundled_font_path() -> Path:
 
 @functools.lru_cache(maxsize=32)
 def _cmap(path: str, index: int) -> frozenset[int]:
-    from fontTools.ttLib import TTCollection, TTFont
+    try:
+        from fontTools.ttLib import TTCollection, TTFont
+    except ImportError:
+        raise ConfigError(
+            "checking a custom label font needs the fonttools package (pip install fonttools)"
+        ) from None
 
     # Read into memory: fontTools keeps lazily opened files open, and the cmap is all we need.
     data = io.BytesIO(Path(path).read_bytes())
@@ -54,6 +59,8 @@ def missing_glyphs(path: Path, text: str, index: int = 0) -> str:
     """The characters of ``text`` (except whitespace) that the font at ``path`` has no glyph for."""
     try:
         cmap = _cmap(str(path), index)
+    except ConfigError:
+        raise
     except Exception as exc:  # fontTools raises many types for a bad file
         raise ConfigError(f"{path}: cannot read font ({exc.__class__.__name__}: {exc})") from None
     seen: list[str] = []
@@ -67,7 +74,10 @@ def resolve_font(text: str, font_path: str | Path | None, key: str = "labeling.i
     """The font to draw ``text`` with: ``font_path`` or the bundled subset; error if a glyph is missing."""
     if font_path is None:
         path = bundled_font_path()
-        missing = missing_glyphs(path, text)
+        # The subset's coverage is known (a test checks it against the font's cmap): no fontTools needed.
+        missing = "".join(
+            dict.fromkeys(ch for ch in text if not ch.isspace() and ch not in SUBSET_CHARACTERS)
+        )
         if missing:
             raise ConfigError(
                 f"{key}: the bundled font has no glyph for {missing!r} in label {text!r}; "
@@ -77,7 +87,10 @@ def resolve_font(text: str, font_path: str | Path | None, key: str = "labeling.i
     path = Path(font_path)
     if not path.is_file():
         raise ConfigError(f"{key}: font file {path} not found")
-    missing = missing_glyphs(path, text)
+    try:
+        missing = missing_glyphs(path, text)
+    except ConfigError as exc:
+        raise ConfigError(f"{key}: {exc}") from None
     if missing:
         raise ConfigError(f"{key}: font {path} has no glyph for {missing!r} in label {text!r}")
     return path

@@ -681,7 +681,12 @@ def label_image(
         digest = content_digest_bytes(encoded, str(dst))
     final = sign(label, digest, load_signing_key(cfg))
     final.validate()
-    write_bytes_atomic(dst, embed_label(encoded, final.to_json(), str(dst)))
+    out = embed_label(encoded, final.to_json(), str(dst))
+    if cfg.labeling.c2pa.enabled:
+        from hegui.labeling.c2pa_manifest import sign_bytes
+
+        out = sign_bytes(out, kind, final, cfg, dst.name)
+    write_bytes_atomic(dst, out)
     return final
 
 

@@ -46,6 +46,8 @@ class VerifyReport:
     explicit: bool | None = None
     """Explicit label seen (True), not seen (False), or not checkable (None)."""
     explicit_note: str = ""
+    c2pa: str | None = None
+    """C2PA manifest state (``Valid``/``Trusted``/``Invalid``/``absent``); None when not checked."""
     watermark: str | None = None
     """Invisible watermark: ``matches``, ``other-label``, ``absent``, or None when not checked."""
 
@@ -87,6 +89,7 @@ class VerifyReport:
             "explicit_label": self.explicit,
             "explicit_note": self.explicit_note,
             "watermark": self.watermark,
+            "c2pa": self.c2pa,
             "problems": self.problems,
             "notes": self.notes,
         }
@@ -158,6 +161,31 @@ def _check_explicit(report: VerifyReport, cfg: HeguiConfig) -> None:
         report.explicit, report.explicit_note = None, "explicit label check not available for this format"
 
 
+def _check_c2pa(report: VerifyReport, cfg: HeguiConfig) -> None:
+    """Informational: C2PA is not part of GB 45438, and propagation legitimately breaks its binding."""
+    from hegui.labeling import c2pa_manifest
+    from hegui.labeling.fileio import read_input
+    from hegui.labeling.image import sniff
+
+    data = read_input(report.path)
+    anchors = (
+        cfg.resolve_path(cfg.labeling.c2pa.trust_anchors).read_bytes()
+        if cfg.labeling.c2pa.trust_anchors
+        else None
+    )
+    reading = c2pa_manifest.read_bytes(data, sniff(data, str(report.path)), anchors)
+    if reading is None:
+        return
+    report.c2pa = reading.state
+    if reading.state == "Invalid":
+        report.notes.append(
+            "C2PA manifest invalid ("
+            + ", ".join(reading.codes or ["no detail"])
+            + "): the file changed after "
+            "C2PA signing (hegui label propagate does this)"
+        )
+
+
 def verify_file(
     path: Path,
     cfg: HeguiConfig,
@@ -174,6 +202,8 @@ def verify_file(
     found = _all_labels(path, kind)
     if check_explicit:
         _check_explicit(report, cfg)
+    if kind == "image":
+        _check_c2pa(report, cfg)
     reading = None
     if kind == "image" and cfg.labeling.image.watermark:
         from hegui.labeling.image import watermark_in_file
@@ -248,6 +278,8 @@ def format_report(report: VerifyReport) -> str:
         )
     if report.watermark is not None:
         lines.append(f"  invisible watermark: {report.watermark}")
+    if report.c2pa not in (None, "absent"):
+        lines.append(f"  C2PA manifest: {report.c2pa}")
     if report.explicit is not None:
         lines.append(
             f"  explicit label: {'present' if report.explicit else 'NOT FOUND'} ({report.explicit_note})"
