@@ -356,7 +356,7 @@ def test_malformed_existing_xmp_is_not_overwritten(tmp_path: Path) -> None:
     src = tmp_path / "in.jpg"
     noise(64, 64).save(src, xmp=b"<x:xmpmeta><broken")
     with pytest.raises(
-        LabelFormatError, match=r"existing XMP is not well-formed XML \(.*\); not overwriting"
+        LabelFormatError, match=r"in\.jpg: existing XMP is not well-formed XML \(.*\); not overwriting"
     ):
         embed_label(src.read_bytes(), new_label(HeguiConfig()).to_json(), str(src))
 

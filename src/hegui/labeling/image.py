@@ -510,13 +510,18 @@ def embed_label(data: bytes, label_json: str, name: str = "image") -> bytes:
     """``data`` (JPEG/PNG/WebP bytes) with the implicit label merged into its metadata."""
     from hegui.labeling.metadata import AIGCLabel
 
-    inner = AIGCLabel.from_json(label_json).inner_json()
-    kind = sniff(data, name)
-    if kind == "jpeg":
-        return _jpeg_write(data, inner, name)
-    if kind == "png":
-        return _png_write(data, '{"AIGC":' + inner + "}", inner, name)
-    return _webp_write(data, inner, name)
+    try:
+        inner = AIGCLabel.from_json(label_json).inner_json()
+        kind = sniff(data, name)
+        if kind == "jpeg":
+            return _jpeg_write(data, inner, name)
+        if kind == "png":
+            return _png_write(data, '{"AIGC":' + inner + "}", inner, name)
+        return _webp_write(data, inner, name)
+    except LabelFormatError as exc:
+        if str(exc).startswith(f"{name}: "):
+            raise
+        raise LabelFormatError(f"{name}: {exc}") from None
 
 
 def read_labels(data: bytes, name: str = "image") -> dict[str, str]:
