@@ -375,10 +375,42 @@ def test_reload_swaps_in_edited_file(tmp_path: Path) -> None:
     before = det._compiled
     write(tmp_path / "words.tsv", "冰毒\tA1h\n")
     assert hits(det, "冰毒") == []
+    assert det.risks == ("A1h",)
+    write(tmp_path / "words.tsv", "冰毒\tA1h\n约炮\tA1f\n")
     det.reload()
     assert det._compiled is not before
+    assert det.risks == ("A1f", "A1h")
     assert hits(det, "冰毒") == [("A1h", "冰毒", "lexicon:words:0")]
     assert hits(det, "赌博") == []
+
+
+def test_detect_during_reloads_sees_old_or_new_lists(tmp_path: Path) -> None:
+    import threading
+
+    det = det_for(tmp_path, "赌博\tA1h\n")
+    text = "赌博和冰毒"
+    seen: set[tuple[tuple[str, str, str], ...]] = set()
+    errors: list[BaseException] = []
+    stop = threading.Event()
+
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                seen.add(tuple(hits(det, text)))
+        except BaseException as exc:  # pragma: no cover - the failure is asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for i in range(6):
+        write(tmp_path / "words.tsv", "冰毒\tA1h\n" if i % 2 == 0 else "赌博\tA1h\n")
+        det.reload()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert seen <= {(("A1h", "赌博", "lexicon:words:0"),), (("A1h", "冰毒", "lexicon:words:0"),)}
 
 
 def test_failed_reload_keeps_old_lists(tmp_path: Path) -> None:

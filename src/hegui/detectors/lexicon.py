@@ -274,11 +274,16 @@ class LexiconDetector(Detector):
     _next_check: float = field(default=0.0, init=False, repr=False)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _reloading: threading.Thread | None = field(default=None, init=False, repr=False)
+    _fixed_risks: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self._compiled = _compile(self.sources, self.options)
         self._next_check = time.monotonic() + self.auto_reload_seconds
-        if not self.risks:
+        self._fixed_risks = bool(self.risks)
+        self._update_risks()
+
+    def _update_risks(self) -> None:
+        if not self._fixed_risks:
             self.risks = tuple(sorted({r for wl in self._compiled.lists for e in wl.entries for r in e.risks}))
 
     # -- construction
@@ -366,6 +371,7 @@ class LexiconDetector(Detector):
             new = _compile(self.sources, self.options)
             self._compiled = new  # a single reference swap: readers see old or new, never a mix
             self.last_reload_error = None
+            self._update_risks()
 
     def files_changed(self) -> bool:
         """Whether any watched file's modification time or size differs from the loaded state."""
