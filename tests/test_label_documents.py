@@ -282,6 +282,10 @@ def test_plain_text_sidecar_mode(tmp_path: Path) -> None:
     assert "AIGC" not in body and body.endswith("（本内容由人工智能生成）\r\n")
     assert docs.read_label(dst) == final.to_json()
     assert verify_signature(final, docs.content_digest(dst), None) is SignatureStatus.HASH_ONLY
+    # passing it on keeps the label beside the file, not inside it
+    docs.write_label(dst, tmp_path / "shared.txt", final.with_propagator("P").to_json())
+    assert (tmp_path / "shared.txt").read_bytes() == dst.read_bytes()
+    assert AIGCLabel.from_json(docs.read_label(tmp_path / "shared.txt") or "").content_propagator == "P"
 
 
 def test_plain_text_errors(tmp_path: Path, cfg: HeguiConfig) -> None:

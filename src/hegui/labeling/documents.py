@@ -466,11 +466,18 @@ def sidecar_path(path: Path) -> Path:
     return path.with_name(path.name + SIDECAR_SUFFIX)
 
 
-def write_label(src: Path, dst: Path, label_json: str, *, plain_mode: PlainMode = "trailer") -> None:
-    """Copy ``src`` to ``dst`` with the implicit label; for plain text in ``plain_mode``."""
+def write_label(src: Path, dst: Path, label_json: str, *, plain_mode: PlainMode | None = None) -> None:
+    """Copy ``src`` to ``dst`` with the implicit label.
+
+    Plain text: ``plain_mode``, or by default where ``src`` keeps its label (a sidecar stays a
+    sidecar), else a trailer line.
+    """
     src, dst = Path(src), Path(dst)
     kind = kind_of(src)
     data = read_input(src)
+    if kind == "plain" and plain_mode is None:
+        has_trailer = _plain_split(_decode(data, str(src)))[1] is not None
+        plain_mode = "sidecar" if not has_trailer and sidecar_path(src).is_file() else "trailer"
     if kind == "plain" and plain_mode == "sidecar":
         label_json = _normalise_json(label_json, str(src))
         body, _old = _plain_split(_decode(data, str(src)))
