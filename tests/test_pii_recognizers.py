@@ -409,3 +409,49 @@ def test_spans_map_to_original_text_through_normalisation(detector: PIIDetector)
         ("EMAIL", "ＡＢＣ＠ＥＸＡＭＰＬＥ．ＣＯＭ"),
         ("CN_PLATE", "京Ａ１２３４５"),
     ]
+
+
+ADVERSARIAL = {
+    "digits": "1" * 20000,
+    "spaced digits": "1 " * 10000,
+    "dashes": "1-" * 10000,
+    "at signs": "a@" * 10000,
+    "long locals": ("a" * 70 + "@") * 280,
+    "dots": "1." * 10000,
+    "colons": "ab:" * 7000,
+    "domain labels": "a@" + "a." * 10000 + "!",
+    "address trigger": "住在" + "路" * 20000,
+    "name labels": "姓名：" * 7000,
+    "plates": "京A" * 10000,
+}
+
+
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_adversarial_inputs_stay_linear(detector: PIIDetector, name: str) -> None:
+    import time
+
+    text = normalize(ADVERSARIAL[name])
+    t0 = time.perf_counter()
+    findings = detector.detect(text)
+    elapsed = time.perf_counter() - t0
+    assert findings == []
+    assert elapsed < 1.0, f"{name}: {elapsed:.2f} s for {len(text.text)} chars"
+
+
+def test_decisions_older_than_the_holdback_do_not_change_as_text_arrives(detector: PIIDetector) -> None:
+    """What a stream relies on: a result that ends at least ``holdback()`` characters before the end
+    of the text seen so far is exactly what the detector reports on the whole text."""
+    rid = make_id("44030419900307123")
+    card = make_card("622202", 19)
+    text = normalize(
+        f"你好，我叫王小明，身份证{rid}，手机 138 0013 8000，邮箱 wang.xm@example.com，"
+        f"卡号 {card[:4]} {card[4:8]} {card[8:12]} {card[12:16]} {card[16:]}，车牌粤B·D12345，"
+        f"收货地址：浙江省杭州市西湖区文三路100号3栋201室，IP 192.168.1.10，护照 G12345678，电话0755-8888 6666。"
+    ).text
+    h = detector.holdback()
+    full = {(r.kind, r.start, r.end, r.score) for r in detector.analyze(text)}
+    assert len(full) == 10
+    for cut in range(len(text) + 1):
+        settled = cut - h
+        seen = {(r.kind, r.start, r.end, r.score) for r in detector.analyze(text[:cut]) if r.end <= settled}
+        assert seen == {f for f in full if f[2] <= settled}, cut

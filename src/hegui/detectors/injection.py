@@ -515,15 +515,7 @@ class InjectionDetector(Detector):
             findings.append(self._finding(c.rule.id, c.rule.family, start, end, c.score, text.original))
         if self._decode:
             findings += self._encoded(text)
-        # a weaker match inside a stronger one (<|im_start|> inside <|im_start|>system) adds nothing
-        kept: list[Finding] = []
-        for f in sorted(findings, key=lambda f: (-f.score, f.start, -f.end)):
-            if f.score >= self.config.min_score and not any(
-                k.start <= f.start and f.end <= k.end for k in kept
-            ):
-                kept.append(f)
-        kept.sort(key=lambda f: (f.start, -f.score))
-        return kept
+        return _drop_contained([f for f in findings if f.score >= self.config.min_score])
 
     def holdback(self) -> int:
         return 0
@@ -583,6 +575,33 @@ class InjectionDetector(Detector):
                 score = max(c.score, self._encoded_score)
                 out.append(self._finding("encoded.rot13", "encoded", start, end, score, text.original))
         return out
+
+
+def _drop_contained(findings: list[Finding]) -> list[Finding]:
+    """Drop a weaker match inside a stronger one (``<|im_start|>`` inside ``<|im_start|>system``).
+
+    Only overlapping findings can contain each other, so the pairwise check runs per cluster of
+    overlapping spans and stays cheap on long texts with many findings."""
+    kept: list[Finding] = []
+    cluster: list[Finding] = []
+    end = -1
+
+    def flush() -> None:
+        chosen: list[Finding] = []
+        for f in sorted(cluster, key=lambda f: (-f.score, f.start, -f.end)):
+            if not any(k.start <= f.start and f.end <= k.end for k in chosen):
+                chosen.append(f)
+        kept.extend(sorted(chosen, key=lambda f: (f.start, -f.score)))
+
+    for f in sorted(findings, key=lambda f: (f.start, -f.end)):
+        if cluster and f.start >= end:
+            flush()
+            cluster = []
+        cluster.append(f)
+        end = max(end, f.end)
+    if cluster:
+        flush()
+    return kept
 
 
 def _near_discussion(text: str, start: int, end: int) -> bool:

@@ -102,11 +102,31 @@ def _lower(text: str) -> str:
 
 
 def _resolve_overlaps(results: list[RecognizerResult]) -> list[RecognizerResult]:
-    """Keep the best of overlapping results: higher score, then priority, then longer span."""
-    ranked = sorted(results, key=lambda r: (-r.score, -r.priority, -(r.end - r.start), r.start))
+    """Keep the best of overlapping results: higher score, then priority, then longer span.
+
+    Results are first cut into clusters of overlapping spans (one sweep), so the pairwise check
+    stays small even on texts with thousands of results."""
     kept: list[RecognizerResult] = []
-    for r in ranked:
-        if all(r.end <= k.start or r.start >= k.end for k in kept):
-            kept.append(r)
-    kept.sort(key=lambda r: r.start)
+    for cluster in _clusters(sorted(results, key=lambda r: (r.start, r.end))):
+        if len(cluster) == 1:
+            kept.extend(cluster)
+            continue
+        chosen: list[RecognizerResult] = []
+        for r in sorted(cluster, key=lambda r: (-r.score, -r.priority, -(r.end - r.start), r.start)):
+            if all(r.end <= k.start or r.start >= k.end for k in chosen):
+                chosen.append(r)
+        kept.extend(sorted(chosen, key=lambda r: r.start))
     return kept
+
+
+def _clusters(ordered: list[RecognizerResult]) -> list[list[RecognizerResult]]:
+    out: list[list[RecognizerResult]] = []
+    end = -1
+    for r in ordered:
+        if out and r.start < end:
+            out[-1].append(r)
+            end = max(end, r.end)
+        else:
+            out.append([r])
+            end = r.end
+    return out

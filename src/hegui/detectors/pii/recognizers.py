@@ -369,6 +369,9 @@ EMAIL_HOLDBACK = 64
 whole texts, but a stream may release their first characters before the address is complete."""
 
 
+_EMAIL_LOCAL_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789._%+-")
+
+
 class EmailRecognizer(Recognizer):
     kind = "EMAIL"
     context = ("邮箱", "邮件", "email", "e-mail", "mail")
@@ -384,15 +387,21 @@ class EmailRecognizer(Recognizer):
     priority = 2
 
     def _matches(self, regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-        # search only around each "@": the local part is at most 64 characters before it
+        # search only around each "@": the local part is at most 64 characters before it, and
+        # after the previous "@"
+        prev = -1
         at = text.find("@")
         while at != -1:
-            m = regex.search(text, max(0, at - 64), at + 256)
-            if m is not None and m.start() <= at:
+            lo = max(0, at - 64, prev + 1)
+            start = at
+            while start > lo and text[start - 1] in _EMAIL_LOCAL_CHARS:
+                start -= 1
+            m = regex.match(text, start, at + 256)
+            if m is not None:
                 yield m
-                at = text.find("@", max(m.end(), at + 1))
+                prev, at = at, text.find("@", max(m.end(), at + 1))
             else:
-                at = text.find("@", at + 1)
+                prev, at = at, text.find("@", at + 1)
 
     def validate_result(self, value: str) -> bool:
         local = value.split("@", 1)[0]
@@ -639,7 +648,7 @@ class PersonNameRecognizer(Recognizer):
     def extract(self, text: str, m: re.Match[str]) -> tuple[int, int] | None:
         start, end = m.span("v")
         value = text[start:end]
-        if value.startswith(_NOT_NAMES) or value[0] in _NAME_STOP_CHARS:
+        if value.startswith(_NOT_NAMES) or value.startswith(_NAME_STOP_WORDS) or value[0] in _NAME_STOP_CHARS:
             return None
         if "form" in m.re.groupindex:
             first, limit = 1, _NAME_MAX
