@@ -122,7 +122,8 @@ def test_lexicon_words_never_reach_the_client(env: Env, word: str) -> None:
             assert_no_word(received)
             assert last.choices[0].finish_reason == "content_filter", (disguised, received)
             ext = last.model_extra["hegui"]
-            assert ext["retract"] is True and ext["risks"] == ["A1h"]
+            # (the input, base64 for the demo model, may add a JB flag of its own)
+            assert ext["retract"] is True and "A1h" in ext["risks"]
             shown = received[: len(received) - len(ext["replacement"])]
             assert text.startswith(shown) and len(shown) < text.index(disguised) + len(disguised)
 
