@@ -68,6 +68,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     (folder / "words.tsv").write_text("".join(f"{w}\t{r}\n" for w, r in WORDS.items()), encoding="utf-8")
     cfg = write_config(folder, {
         "lexicon": {"builtin": False, "files": [{"path": "words.tsv"}]},
+        # the /say64 prompts are base64, which the injection detector rightly finds suspicious
+        "injection": {"enabled": False},
         "upstreams": [{"name": "demo", "base_url": "demo"}],
     })
     moderator = Moderator.from_config(cfg)
@@ -122,8 +124,7 @@ def test_lexicon_words_never_reach_the_client(env: Env, word: str) -> None:
             assert_no_word(received)
             assert last.choices[0].finish_reason == "content_filter", (disguised, received)
             ext = last.model_extra["hegui"]
-            # (the input, base64 for the demo model, may add a JB flag of its own)
-            assert ext["retract"] is True and "A1h" in ext["risks"]
+            assert ext["retract"] is True and ext["risks"] == ["A1h"]
             shown = received[: len(received) - len(ext["replacement"])]
             assert text.startswith(shown) and len(shown) < text.index(disguised) + len(disguised)
 
