@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from hegui.text import NormalizedText
 
 
+_DIGIT = re.compile("[0-9]")
 _PHONE_KINDS = frozenset({"CN_MOBILE", "CN_LANDLINE"})
 
 
@@ -50,6 +51,7 @@ class PIIDetector(Detector):
         # once per text, so plain text costs a few fast scans. The gates are kept apart on purpose:
         # one alternation of them all defeats re's first-character scan and is ten times slower.
         self._gates = {f: re.compile(f) for f in dict.fromkeys(r.prefilter for r in self._recognizers)}
+        self._digit_gates = [f for f in self._gates if f.startswith("[0-9]")]
         self._allowed = {canonical_value(k, v) for v in self.config.allow_list for k in self.registry.kinds}
 
     @classmethod
@@ -62,6 +64,9 @@ class PIIDetector(Detector):
         window = self.config.context_window
         min_score = self.config.min_score
         gate_cache: dict[str, bool] = {}
+        if _DIGIT.search(text) is None:
+            # every gate that starts with a digit fails: skip their scans
+            gate_cache.update(dict.fromkeys(self._digit_gates, False))
         results: list[RecognizerResult] = []
         for rec in self._recognizers:
             gate = gate_cache.get(rec.prefilter)

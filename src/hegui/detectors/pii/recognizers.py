@@ -75,7 +75,9 @@ class Recognizer:
     context: ClassVar[tuple[str, ...]] = ()
     max_length: ClassVar[int]
     prefilter: ClassVar[str] = "[0-9]"
-    """Regex that must match somewhere in the text for this recognizer to run at all."""
+    """Regex that must match somewhere in the text for this recognizer to run at all: texts with
+    only short numbers (``25岁``) skip the recognizers of long ones. Each distinct gate is searched
+    at most once per text."""
     priority: ClassVar[int] = 0
     """Breaks ties between overlapping results of equal score (higher wins)."""
     flags: ClassVar[int] = 0
@@ -179,6 +181,7 @@ def is_valid_resident_id(value: str, today: dt.date | None = None) -> bool:
 class ResidentIdRecognizer(Recognizer):
     kind = "CN_RESIDENT_ID"
     context = ("身份证", "证件号", "身份号码", "公民身份", "id card", "identity")
+    prefilter = "[0-9]{6}"
     patterns = (
         Pattern(
             "id18",
@@ -257,6 +260,7 @@ class MobileRecognizer(Recognizer):
 
     kind = "CN_MOBILE"
     context = _PHONE_CONTEXT
+    prefilter = "[0-9]{4}"
     patterns = (
         Pattern(
             "mobile",
@@ -275,6 +279,7 @@ class MobileRecognizer(Recognizer):
 class LandlineRecognizer(Recognizer):
     kind = "CN_LANDLINE"
     context = _PHONE_CONTEXT
+    prefilter = "[0-9]{4}"
     patterns = (
         Pattern(
             "landline",
@@ -315,6 +320,7 @@ def plausible_card_prefix(digits: str) -> bool:
 class BankCardRecognizer(Recognizer):
     kind = "BANK_CARD"
     context = ("卡号", "银行卡", "信用卡", "储蓄卡", "借记卡", "账号", "帐号", "转账", "汇款", "开户", "card")
+    prefilter = "[0-9]{4}"
     patterns = (
         Pattern("card", _starting("[1-9]", r"\d{15,18}" + _NDA), 0.9),
         # groups of four with one consistent separator: 6222 0212 3456 7890 123
@@ -342,6 +348,7 @@ class BankCardRecognizer(Recognizer):
 class UsccRecognizer(Recognizer):
     kind = "CN_USCC"
     context = ("信用代码", "统一社会", "营业执照", "税号", "uscc")
+    prefilter = "[0-9]{6}"
     patterns = (
         Pattern(
             "uscc",
@@ -414,6 +421,7 @@ class EmailRecognizer(Recognizer):
 class PassportRecognizer(Recognizer):
     kind = "PASSPORT"
     context = ("护照", "passport")
+    prefilter = "[0-9]{6}"
     patterns = (
         # Chinese passports: E/G + 8 digits, and the 2019+ E + letter + 7 digits
         Pattern("cn_passport", _starting("[eg]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.6),
@@ -429,6 +437,7 @@ class HkMoPermitRecognizer(Recognizer):
 
     kind = "HK_MO_PERMIT"
     context = ("通行证", "港澳", "回乡证", "香港", "澳门", "来往内地", "permit")
+    prefilter = "[0-9]{6}"
     patterns = (
         Pattern("hk_mo_permit", _starting("[cw]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern("hk_mo_permit_new", _starting("c", r"[a-hj-np-z]\d{7}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
@@ -445,6 +454,7 @@ class TwPermitRecognizer(Recognizer):
 
     kind = "TW_PERMIT"
     context = ("台湾", "台胞", "通行证", "入台", "permit")
+    prefilter = "[0-9]{6}"
     patterns = (
         Pattern("tw_permit", _starting("l", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern(
@@ -497,6 +507,7 @@ class PlateRecognizer(Recognizer):
 class IpAddressRecognizer(Recognizer):
     kind = "IP_ADDRESS"
     context = ("ip", "服务器", "server", "host", "登录", "登陆", "访问")
+    prefilter = r"[0-9]\.[0-9]"
     patterns = (
         Pattern(
             "ipv4",
