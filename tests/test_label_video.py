@@ -15,7 +15,7 @@ import pytest
 
 from hegui.config import HeguiConfig
 from hegui.labeling import signing, video
-from hegui.labeling.image import layout_explicit_label
+from hegui.labeling.image import draw_explicit_label, explicit_label_present, layout_explicit_label
 from hegui.labeling.metadata import AIGCLabel, LabelFormatError, new_label
 
 W, H, FPS, SECONDS, SR = 320, 240, 25, 3, 44100
@@ -134,6 +134,30 @@ def test_label_glyphs_are_at_least_five_percent_of_the_short_side() -> None:
     conf = video.VideoLabelConfig()
     layout = layout_explicit_label((W, H), conf.text, position=conf.position, height_ratio=conf.height_ratio)
     assert layout.glyph_height >= 0.05 * min(W, H)
+
+
+@pytest.mark.parametrize("position", ["top-left", "bottom-right", "right"])
+def test_frame_labeler_changes_only_the_label_box(position: str) -> None:
+    rng = np.random.default_rng(3)
+    frame = av.VideoFrame.from_ndarray(rng.integers(0, 255, (H, W, 3), dtype=np.uint8), format="rgb24")
+    frame = frame.reformat(format="yuv420p")
+    frame.pts, frame.time_base = 7, Fraction(1, FPS)
+    conf = video.VideoLabelConfig(position=position)
+    labeler = video.FrameLabeler(W, H, conf)
+    out = labeler(frame)
+    assert (out.pts, out.time_base, out.format.name) == (7, Fraction(1, FPS), "yuv420p")
+    before, after = frame.to_ndarray(), out.to_ndarray()
+    x0, y0, x1, y1 = labeler.box
+    outside = np.ones((H, W), bool)
+    outside[y0:y1, x0:x1] = False
+    assert np.array_equal(before[:H][outside], after[:H][outside])  # luma outside the box untouched
+    assert not np.array_equal(before[:H][~outside], after[:H][~outside])
+    # The same pixels as drawing on the whole frame through Pillow.
+    whole = av.VideoFrame.from_image(
+        draw_explicit_label(frame.to_image(), conf.text, position=position, height_ratio=conf.height_ratio)
+    ).reformat(format="yuv420p").to_ndarray()
+    assert np.array_equal(whole[:H][y0:y1, x0:x1], after[:H][y0:y1, x0:x1])
+    assert explicit_label_present(out.to_image(), conf.text, position=position, height_ratio=conf.height_ratio)
 
 
 def test_source_is_not_taken_for_labelled(source: Path) -> None:

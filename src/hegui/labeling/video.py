@@ -27,6 +27,8 @@ from hegui.labeling.fileio import atomic_output
 from hegui.labeling.metadata import LabelFormatError
 
 if TYPE_CHECKING:
+    from PIL import Image
+
     from hegui.config import HeguiConfig
     from hegui.labeling.metadata import AIGCLabel
 
@@ -232,6 +234,81 @@ def content_digest(path: Path) -> bytes:
 # ------------------------------------------------------------------------------------ explicit label
 
 
+class FrameLabeler:
+    """Draws the label on decoded frames of one size with :func:`draw_explicit_label`.
+
+    For 4:2:0 frames only the label's box goes through RGB: it is cut out of the YUV planes, drawn
+    on, converted back and written in, so the rest of the picture keeps its decoded YUV values
+    exactly (a whole-frame YUV→RGB→YUV round trip blurs chroma and costs about 4 ms a 720p frame).
+    Other pixel formats take the whole frame through Pillow.
+    """
+
+    def __init__(self, width: int, height: int, conf: VideoLabelConfig, font_path: Path | None = None) -> None:
+        from hegui.labeling.image import layout_explicit_label
+
+        self.width, self.height = width, height
+        self.text, self.position, self.ratio = conf.text, conf.position, conf.height_ratio
+        self.font = str(font_path) if font_path else None
+        try:
+            layout = layout_explicit_label(
+                (width, height), conf.text, position=conf.position, height_ratio=conf.height_ratio,
+                font_path=font_path, font_key="labeling.video.font",
+            )
+        except UserError as exc:
+            raise LabelFormatError(str(exc)) from None
+        x0, y0, x1, y1 = layout.box
+        # Chroma is subsampled 2×2: widen the box to even edges so whole chroma samples are replaced.
+        self.box = (x0 & ~1, y0 & ~1, min(width, (x1 + 1) & ~1), min(height, (y1 + 1) & ~1))
+
+    def _draw(self, img: Image.Image) -> Image.Image:
+        from hegui.labeling.image import draw_explicit_label
+
+        return draw_explicit_label(
+            img, self.text, position=self.position, height_ratio=self.ratio, font_path=self.font
+        )
+
+    def __call__(self, frame: Any) -> Any:
+        """A new frame with the label, same pts and time base."""
+        import av
+
+        fmt = frame.format.name if frame.format else ""
+        if fmt == "yuv420p" and frame.width == self.width and frame.height == self.height and not (self.width | self.height) & 1:
+            new = self._label_yuv420p(frame)
+        else:
+            new = av.VideoFrame.from_image(self._draw(frame.to_image()))
+        new.pts = frame.pts
+        if frame.time_base is not None:
+            new.time_base = frame.time_base
+        return new
+
+    def _label_yuv420p(self, frame: Any) -> Any:
+        import av
+        import numpy as np
+        from PIL import Image
+
+        w, h = self.width, self.height
+        x0, y0, x1, y1 = self.box
+        flat = frame.to_ndarray().reshape(-1).copy()
+        y_plane = flat[: w * h].reshape(h, w)
+        u_plane = flat[w * h : w * h * 5 // 4].reshape(h // 2, w // 2)
+        v_plane = flat[w * h * 5 // 4 :].reshape(h // 2, w // 2)
+        cy, cx = slice(y0 // 2, y1 // 2), slice(x0 // 2, x1 // 2)
+        region = np.concatenate(
+            [y_plane[y0:y1, x0:x1].ravel(), u_plane[cy, cx].ravel(), v_plane[cy, cx].ravel()]
+        ).reshape((y1 - y0) * 3 // 2, x1 - x0)
+        # Draw on a full-size canvas holding the box's pixels, so the label's layout is the one
+        # draw_explicit_label computes for this frame size.
+        canvas = Image.new("RGB", (w, h))
+        canvas.paste(av.VideoFrame.from_ndarray(region, format="yuv420p").to_image(), (x0, y0))
+        drawn = self._draw(canvas).crop(self.box)
+        back = av.VideoFrame.from_image(drawn).reformat(format="yuv420p").to_ndarray().reshape(-1)
+        rw, rh = x1 - x0, y1 - y0
+        y_plane[y0:y1, x0:x1] = back[: rw * rh].reshape(rh, rw)
+        u_plane[cy, cx] = back[rw * rh : rw * rh * 5 // 4].reshape(rh // 2, rw // 2)
+        v_plane[cy, cx] = back[rw * rh * 5 // 4 :].reshape(rh // 2, rw // 2)
+        return av.VideoFrame.from_ndarray(flat.reshape(h * 3 // 2, w), format="yuv420p")
+
+
 def burn_in(
     src: Path, dst_tmp: Path, conf: VideoLabelConfig, *, muxer: str = "mp4", font_path: Path | None = None
 ) -> None:
@@ -239,24 +316,15 @@ def burn_in(
     import av
     from av.video.frame import PictureType
 
-    from hegui.labeling.image import draw_explicit_label, layout_explicit_label
-
     with _open_video(src) as inp:
         vin = inp.streams.video[0]
         vcc = vin.codec_context
         if not vcc.width or not vcc.height:
             raise LabelFormatError(f"{src}: video stream has no frame size")
         try:
-            # Fail on a label that does not fit before any output is written.
-            layout_explicit_label(
-                (vcc.width, vcc.height),
-                conf.text,
-                position=conf.position,
-                height_ratio=conf.height_ratio,
-                font_path=font_path,
-                font_key="labeling.video.font",
-            )
-        except UserError as exc:
+            # Fails on a label that does not fit before any output is written.
+            labeler = FrameLabeler(vcc.width, vcc.height, conf, font_path)
+        except LabelFormatError as exc:
             raise LabelFormatError(f"{src}: {exc}") from None
         rate = vin.average_rate or vin.guessed_rate or 25
         try:
@@ -284,8 +352,6 @@ def burn_in(
 
             first_pts: int | None = None
             index = 0
-            text, position, ratio = conf.text, conf.position, conf.height_ratio
-            font = str(font_path) if font_path else None
 
             def encode_video(frame: Any) -> None:
                 nonlocal first_pts, index
@@ -298,12 +364,7 @@ def burn_in(
                 )
                 index += 1
                 if conf.whole_video or t < conf.duration_s:
-                    img = draw_explicit_label(
-                        frame.to_image(), text, position=position, height_ratio=ratio, font_path=font
-                    )
-                    new = av.VideoFrame.from_image(img)
-                    new.pts, new.time_base = frame.pts, frame.time_base
-                    frame = new
+                    frame = labeler(frame)
                 # Let x264 choose frame types instead of copying the source's GOP.
                 frame.pict_type = PictureType.NONE
                 for p in vout.encode(frame):
