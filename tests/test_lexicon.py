@@ -171,6 +171,18 @@ def test_xlsx_round_trip_through_export(tmp_path: Path) -> None:
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_control_characters_are_dropped_from_keywords(tmp_path: Path) -> None:
+    write(tmp_path / "c.tsv", "赌\x08博网站\tA1h\n")
+    wl = load_list(ListSpec(path=tmp_path / "c.tsv", name="c"))
+    assert wl.entries[0].word == "赌博网站"
+    out = tmp_path / "c.xlsx"
+    write_export(out, export_rows([wl]))  # openpyxl refuses control characters
+    assert load_list(ListSpec(path=out, name="x")).entries[0].word == "赌博网站"
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask  # not mkstemp's 0600
+
+
 def test_bad_xlsx(tmp_path: Path) -> None:
     write(tmp_path / "broken.xlsx", "not a zip")
     with pytest.raises(ConfigError, match=r"broken\.xlsx: not a readable XLSX workbook"):

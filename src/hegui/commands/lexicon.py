@@ -141,7 +141,7 @@ def import_(
     import os
     import tempfile
 
-    from hegui.detectors.lexicon_files import FORMATS, ListSpec, known_code, load_list
+    from hegui.detectors.lexicon_files import FORMATS, ListSpec, known_code, load_list, make_readable
 
     with _errors():
         if fmt not in FORMATS:
@@ -174,6 +174,7 @@ def import_(
                     opts = ",".join(o for o, on in (("pinyin", e.pinyin), ("initials", e.initials)) if on)
                     word = e.word.replace("\t", " ")
                     fh.write(f"{word}\t{','.join(e.risks)}" + (f"\t{opts}" if opts else "") + "\n")
+            make_readable(Path(tmp))
             os.replace(tmp, output)
         except BaseException:
             Path(tmp).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import os
+import re
 import tempfile
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -28,6 +29,10 @@ SUBCATEGORY_HEADERS = ("二级分类", "subcategory", "risk")
 OPTION_HEADERS = ("选项", "options")
 
 _RISK_BY_NAME: dict[str, str] = {r.name_zh: r.code for r in taxonomy.CONTENT_RISKS}
+
+# Control characters in a keyword are debris (they never survive normalisation, and spreadsheets
+# cannot hold them); they are dropped on load.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,7 +148,7 @@ class _Builder:
         self.entries: list[LexiconEntry] = []
 
     def add(self, word: str, risks: tuple[str, ...], line: int, pinyin: bool, initials: bool) -> None:
-        word = word.strip()
+        word = _CONTROL.sub("", word).strip()
         if word:
             self.entries.append(
                 LexiconEntry(
@@ -344,6 +349,13 @@ def export_rows(lists: Iterable[WordList]) -> list[tuple[str, str, str]]:
     return rows
 
 
+def make_readable(path: Path) -> None:
+    """Give a ``mkstemp`` file (mode 0600) the permissions a plain ``open()`` would have."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(path, 0o666 & ~mask)
+
+
 def write_export(path: Path, rows: list[tuple[str, str, str]]) -> None:
     """Write ``rows`` as XLSX (``.xlsx``) or CSV (anything else), atomically (temp file + rename)."""
     path = Path(path)
@@ -368,6 +380,7 @@ def write_export(path: Path, rows: list[tuple[str, str, str]]) -> None:
                 w = csv.writer(fh)
                 w.writerow(EXPORT_HEADER)
                 w.writerows(rows)
+        make_readable(tmp)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
