@@ -17,6 +17,7 @@ from gateway_support import (
     free_port,
     ledger_for,
     make_moderator,
+    say64,
     serve,
     sse_events,
     write_config,
@@ -26,9 +27,10 @@ from hegui.gateway.demo_upstream import create_demo_app, tokenize
 
 
 class Env:
-    def __init__(self, url: str, ledger: Any) -> None:
+    def __init__(self, url: str, ledger: Any, slow_stats: dict[str, int]) -> None:
         self.url = url
         self.ledger = ledger
+        self.slow_stats = slow_stats
         self.client = openai.OpenAI(base_url=url + "/v1", api_key=TEST_KEY, max_retries=0, timeout=20)
 
     def chat(self, model: str, text: str, **kw: Any) -> Any:
@@ -49,7 +51,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
     folder = tmp_path_factory.mktemp("gwup")
     with ExitStack() as stack:
         good = stack.enter_context(serve(create_demo_app()))
-        slow = stack.enter_context(serve(create_demo_app(token_delay_ms=40)))
+        slow_app = create_demo_app(token_delay_ms=40)
+        slow = stack.enter_context(serve(slow_app))
         broken = stack.enter_context(serve(create_demo_app(fail_status=500)))
         dead = f"http://127.0.0.1:{free_port()}"  # nothing listens here
         ups = [
@@ -62,7 +65,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         ledger = stack.enter_context(ledger_for("sqlite", folder, None))
         add_test_keys(ledger)
         url = stack.enter_context(serve(create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=ledger)))
-        yield Env(url, ledger)
+        yield Env(url, ledger, slow_app.state.stats)
 
 
 def test_failover_from_an_unreachable_upstream(env: Env) -> None:
@@ -178,3 +181,19 @@ def test_long_streams_leave_progress_checkpoints(env: Env) -> None:
     progress = [r.stream["sent_chars"] for r in rows if r.kind == "stream_progress"]
     assert len(progress) >= 3 and progress == sorted(progress) and 0 < progress[-1] <= len(text)
     assert rows[-1].stream["sent_chars"] == len(text)
+
+
+def test_a_cut_stream_stops_the_upstream_generating(env: Env) -> None:
+    text = "开头几句正常的话。然后出现赌博两个字，" + "后面还有很长很长的内容。" * 30
+    before = dict(env.slow_stats)
+    t0 = time.monotonic()
+    chunks = list(env.chat("slow", say64(text), stream=True))
+    assert chunks[-1].choices[0].finish_reason == "content_filter"
+    assert time.monotonic() - t0 < 3  # the whole answer would take about 9 s at 40 ms a token
+    deadline = time.monotonic() + 3
+    while env.slow_stats["aborted"] == before["aborted"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert env.slow_stats["aborted"] >= before["aborted"] + 1
+    assert env.slow_stats["completed"] == before["completed"]
+    sent = env.slow_stats["tokens"] - before["tokens"]
+    assert sent < len(tokenize(text)) // 4

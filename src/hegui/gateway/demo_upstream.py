@@ -141,6 +141,8 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
     ``fail_status`` makes every completion fail with that status (to test failover).
     """
     delay = token_delay_ms / 1000.0
+    # what the server did, for tests: streams started, completed, aborted (client went away), tokens sent
+    stats = {"streams": 0, "completed": 0, "aborted": 0, "tokens": 0}
 
     async def completions(request: Request, chat: bool) -> Response:
         try:
@@ -166,18 +168,25 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
             return JSONResponse(make(cid, model, script.text, "stop", created, usage))
 
         async def events() -> AsyncIterator[bytes]:
-            if chat:
-                yield protocol.sse(protocol.chat_chunk(cid, model, created, {"role": "assistant", "content": ""}))
-            async for token in stream_tokens(script, delay):
+            stats["streams"] += 1
+            finished = False
+            try:
                 if chat:
-                    yield protocol.sse(protocol.chat_chunk(cid, model, created, {"content": token}))
+                    yield protocol.sse(protocol.chat_chunk(cid, model, created, {"role": "assistant", "content": ""}))
+                async for token in stream_tokens(script, delay):
+                    stats["tokens"] += 1
+                    if chat:
+                        yield protocol.sse(protocol.chat_chunk(cid, model, created, {"content": token}))
+                    else:
+                        yield protocol.sse(protocol.text_chunk(cid, model, created, token))
+                if chat:
+                    yield protocol.sse(protocol.chat_chunk(cid, model, created, {}, "stop"))
                 else:
-                    yield protocol.sse(protocol.text_chunk(cid, model, created, token))
-            if chat:
-                yield protocol.sse(protocol.chat_chunk(cid, model, created, {}, "stop"))
-            else:
-                yield protocol.sse(protocol.text_chunk(cid, model, created, "", "stop"))
-            yield protocol.SSE_DONE
+                    yield protocol.sse(protocol.text_chunk(cid, model, created, "", "stop"))
+                yield protocol.SSE_DONE
+                finished = True
+            finally:
+                stats["completed" if finished else "aborted"] += 1
 
         return StreamingResponse(events(), media_type="text/event-stream")
 
@@ -195,7 +204,7 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    return Starlette(
+    app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", text_completions, methods=["POST"]),
@@ -203,6 +212,8 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )
+    app.state.stats = stats
+    return app
 
 
 def main(argv: list[str] | None = None) -> None:
