@@ -72,9 +72,13 @@ def test_export_xlsx_and_csv_then_reimport(tmp_path: Path) -> None:
     assert {(f.risk, f.kind) for f in det.detect(normalize("赌博网站"))} == {("A1h", "imported")}
 
 
-def test_export_to_missing_folder(tmp_path: Path) -> None:
+def test_export_to_missing_folder_or_directory(tmp_path: Path) -> None:
     res = runner.invoke(app, ["lexicon", "export", str(tmp_path / "nope" / "k.xlsx")])
     assert res.exit_code == 2 and "does not exist" in res.output
+    (tmp_path / "d.xlsx").mkdir()
+    res = runner.invoke(app, ["lexicon", "export", str(tmp_path / "d.xlsx")])
+    assert res.exit_code == 2 and "is a directory" in res.output
+    assert [p.name for p in tmp_path.iterdir()] == ["d.xlsx"]
 
 
 def test_import_with_map_and_errors(tmp_path: Path) -> None:

@@ -166,7 +166,12 @@ def import_(
         wl = load_list(spec)
         if not output.parent.is_dir():
             raise UserError(f"{output}: folder {output.parent} does not exist")
-        fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        if output.is_dir():
+            raise UserError(f"{output}: is a directory")
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{output.name}.", suffix=".tmp", dir=output.parent)
+        except OSError as exc:
+            raise UserError(f"{output}: cannot write ({exc.strerror})") from None
         try:
             with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(f"# imported from {source.name} by `hegui lexicon import`\n")

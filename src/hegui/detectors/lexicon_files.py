@@ -362,7 +362,12 @@ def write_export(path: Path, rows: list[tuple[str, str, str]]) -> None:
     directory = path.parent if str(path.parent) else Path(".")
     if not directory.is_dir():
         raise ConfigError(f"{path}: folder {directory} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a directory")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot write ({exc.strerror})") from None
     tmp = Path(tmp_name)
     try:
         if path.suffix.lower() == ".xlsx":
@@ -382,6 +387,9 @@ def write_export(path: Path, rows: list[tuple[str, str, str]]) -> None:
                 w.writerows(rows)
         make_readable(tmp)
         tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise ConfigError(f"{path}: cannot write ({exc.strerror or exc})") from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
