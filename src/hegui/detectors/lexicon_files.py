@@ -289,6 +289,8 @@ def _load_xlsx(spec: ListSpec) -> WordList:
     try:
         ws = wb.worksheets[0]
         rows = [["" if v is None else str(v) for v in row] for row in ws.iter_rows(values_only=True)]
+    except Exception as exc:  # a damaged workbook can fail in many ways inside openpyxl
+        raise ConfigError(f"{spec.path}: not a readable XLSX workbook ({exc.__class__.__name__})") from None
     finally:
         wb.close()
     return _load_rows(spec, rows)
