@@ -40,12 +40,18 @@ def make_image() -> Image.Image:
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
-def rate(fn: Callable[[int], None], n: int) -> float:
-    fn(-1)  # warm-up: fonts, codecs, key loading
-    start = time.perf_counter()
+def rates(fns: list[Callable[[int], None]], n: int) -> list[float]:
+    """Images per second of each function, run interleaved (one of each per round), so that load from
+    other processes on a shared machine hits all of them alike."""
+    for fn in fns:
+        fn(-1)  # warm-up: fonts, codecs, key loading
+    spent = [0.0] * len(fns)
     for i in range(n):
-        fn(i)
-    return n / (time.perf_counter() - start)
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            fn(i)
+            spent[k] += time.perf_counter() - start
+    return [n / t for t in spent]
 
 
 def bench_images(n: int) -> None:
@@ -74,9 +80,7 @@ def bench_images(n: int) -> None:
             def metadata_only(i: int, src: Path = src, ext: str = ext) -> None:
                 write_label(src, tmp / f"meta.{ext}", new_label(cfg).to_json())
 
-            base_rate = rate(baseline, n)
-            label_rate = rate(hegui, n)
-            meta_rate = rate(metadata_only, n)
+            base_rate, label_rate, meta_rate = rates([baseline, hegui, metadata_only], n)
             print(
                 f"{ext:<6} {base_rate:>15.1f} {label_rate:>12.1f} {label_rate / base_rate:>7.2f} {meta_rate:>20.1f}"
             )
