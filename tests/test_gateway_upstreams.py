@@ -132,6 +132,18 @@ def test_input_is_recorded_even_when_the_upstream_fails(env: Env) -> None:
     assert env.ledger.count_decisions() == before + 1 and rows[0].direction == "input"
 
 
+def test_a_stream_whose_upstream_fails_is_closed_in_the_ledger(env: Env) -> None:
+    before = {r.id for r in env.ledger.decisions(limit=None)}
+    with pytest.raises(openai.APIStatusError):
+        env.chat("down-1", "记录我", stream=True)
+    new = [r for r in env.ledger.decisions(limit=None, newest_first=False) if r.id not in before]
+    assert sorted((r.direction, r.kind) for r in new) == [
+        ("input", "decision"), ("output", "decision"), ("output", "stream_open")]
+    out = next(r for r in new if r.kind == "decision" and r.direction == "output")
+    assert out.stream["sent_chars"] == 0 and "no upstream reachable" in out.stream["upstream_error"]
+    assert all(r.decision_id != out.decision_id for r in env.ledger.open_streams())
+
+
 def test_upstream_dying_mid_stream_ends_cleanly_with_a_record(env: Env) -> None:
     text = "上游在说话的时候突然断开了连接，后面的内容不会再来了。"
     with httpx.stream("POST", env.url + "/v1/chat/completions", headers={"authorization": f"Bearer {TEST_KEY}"},

@@ -334,17 +334,31 @@ class Gateway:
 
     async def open_stream(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
                           rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
-        upstream: OpenStream = await self._upstream(
-            call, rec_in, lambda: self.router.open_stream(call.model, path, body)
+        sm = self.moderator.stream(direction="output", scene=call.scene)
+        opening = DecisionRecord(
+            decision_id=sm.decision_id, request_id=call.request_id, account_id=call.principal.account_id,
+            api_key_id=call.principal.key_id, model=call.model, direction="output", scene=call.scene,
+            action="pending", risks=[], findings=[], detector_ms={}, excerpt="",
         )
+        # the output's stream_open row is written while the upstream connects (it is on record
+        # before the first byte either way); an upstream that fails closes it with a final record
+        opened = asyncio.ensure_future(self.write(call, opening, opening=True))
         try:
-            sm = self.moderator.stream(direction="output", scene=call.scene)
-            opening = DecisionRecord(
-                decision_id=sm.decision_id, request_id=call.request_id, account_id=call.principal.account_id,
-                api_key_id=call.principal.key_id, model=call.model, direction="output", scene=call.scene,
-                action="pending", risks=[], findings=[], detector_ms={}, excerpt="",
+            upstream: OpenStream = await self._upstream(
+                call, rec_in, lambda: self.router.open_stream(call.model, path, body)
             )
-            await asyncio.gather(rec_in, self.write(call, opening, opening=True))
+        except (GatewayError, UpstreamRejected) as exc:
+            await opened
+            message = exc.message if isinstance(exc, GatewayError) else f"upstream rejected the request ({exc.status})"
+            empty = sm.moderator.decide("", [], [], {}, "output", call.scene, sm.decision_id)
+            stream = {"sent_chars": 0, "cut": False, "client_disconnected": False, "upstream_error": message}
+            await self.write(call, self.decision_record(call, empty, "", stream))
+            raise
+        except BaseException:
+            opened.add_done_callback(_collect)
+            raise
+        try:
+            await asyncio.gather(rec_in, opened)
         except BaseException:
             await upstream.aclose()
             raise
