@@ -1,10 +1,159 @@
-"""The built-in classifier as a detector (PLACEHOLDER: config only)."""
+"""The built-in Chinese risk classifier as a detector.
+
+The classifier judges a whole passage, not words, so its finding spans the passage it scored: the
+whole text when it is short, otherwise the window of sentences that scored highest (long texts are
+scored in windows so that one harmful sentence is not diluted by pages of harmless ones). Its score
+is the calibrated probability that the passage is unsafe; ``classifier.threshold`` is the floor for
+reporting a finding at all, and a policy rule's ``min_score`` can demand more for a given risk.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+import re
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from hegui.detectors.base import Cost, Detector, DetectorError, Finding, StreamMode
+from hegui.errors import ConfigError
+
+if TYPE_CHECKING:
+    from hegui.classifier.model import RiskModel
+    from hegui.config import HeguiConfig
+    from hegui.text import NormalizedText
 
 
 class ClassifierConfig(BaseModel):
+    """``classifier`` section: hegui's own char n-gram risk model."""
+
     model_config = ConfigDict(extra="forbid")
-    enabled: bool = False
+    enabled: bool = True
+    """Run the classifier (it needs nothing but the model file shipped in the package)."""
+    model: str | None = None
+    """Path of a model trained with ``hegui train-classifier``; unset means the shipped model."""
+    threshold: float | None = Field(default=None, ge=0.0, le=1.0)
+    """Report a finding when the calibrated unsafe probability is at least this; unset means the
+    threshold stored in the model (chosen by measurement when it was trained)."""
+    window_chars: int = Field(default=300, ge=20)
+    """Texts longer than this are scored in windows of whole sentences of about this length."""
+
+
+_SENTENCE_END = re.compile(r"[。！？!?；;\n]+|(?<=[.])\s+")
+
+
+def sentence_windows(text: str, size: int) -> list[tuple[int, int]]:
+    """Split ``text`` into spans of whole sentences, each about ``size`` characters (a sentence
+    longer than ``size`` is cut). Consecutive windows overlap by one sentence, so a harmful statement
+    across a boundary is seen whole at least once."""
+    if len(text) <= size:
+        return [(0, len(text))]
+    bounds: list[tuple[int, int]] = []
+    start = 0
+    for m in _SENTENCE_END.finditer(text):
+        if m.end() > start:
+            bounds.append((start, m.end()))
+            start = m.end()
+    if start < len(text):
+        bounds.append((start, len(text)))
+    sentences: list[tuple[int, int]] = []
+    for s, e in bounds:
+        while e - s > size:
+            sentences.append((s, s + size))
+            s += size
+        if e > s:
+            sentences.append((s, e))
+    windows: list[tuple[int, int]] = []
+    i = 0
+    while i < len(sentences):
+        s = sentences[i][0]
+        j = i
+        while j + 1 < len(sentences) and sentences[j + 1][1] - s <= size:
+            j += 1
+        windows.append((s, sentences[j][1]))
+        if j + 1 >= len(sentences):
+            break
+        i = j if j > i else j + 1
+    return windows
+
+
+_MODELS: dict[Path, RiskModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def load_model(path: str | Path | None) -> RiskModel:
+    """Load (and cache per process) a model; raises :class:`DetectorError` when it is missing or
+    damaged, so a broken model fails closed instead of passing text unchecked."""
+    from hegui.classifier.model import ModelFormatError, RiskModel, default_model_path
+
+    p = Path(path).resolve() if path is not None else default_model_path()
+    with _MODELS_LOCK:
+        cached = _MODELS.get(p)
+        if cached is not None:
+            return cached
+        try:
+            model = RiskModel.load(p)
+        except FileNotFoundError:
+            raise DetectorError(f"classifier model not found: {p}") from None
+        except ModelFormatError as exc:
+            raise DetectorError(str(exc)) from None
+        _MODELS[p] = model
+        return model
+
+
+@dataclass
+class ClassifierDetector(Detector):
+    name: ClassVar[str] = "classifier"
+    cost: ClassVar[Cost] = "heavy"
+    stream_mode: ClassVar[StreamMode] = "segment"
+
+    model: RiskModel
+    threshold: float
+    window_chars: int = 300
+    model_id: str = field(default="builtin")
+
+    @classmethod
+    def from_config(cls, config: ClassifierConfig, base_dir: Path | str | None = None) -> ClassifierDetector:
+        path: Path | None = None
+        if config.model:
+            path = Path(config.model).expanduser()
+            if not path.is_absolute() and base_dir is not None:
+                path = Path(base_dir) / path
+        try:
+            model = load_model(path)
+        except DetectorError as exc:
+            raise ConfigError(f"classifier.model: {exc}") from None
+        threshold = config.threshold if config.threshold is not None else model.threshold
+        model_id = str(model.meta.get("model_id") or (path.stem if path else "builtin"))
+        return cls(model=model, threshold=threshold, window_chars=config.window_chars, model_id=model_id,
+                   risks=tuple(sorted({*model.codes_as_risks()})))
+
+    def detect(self, text: NormalizedText) -> list[Finding]:
+        s = text.text
+        if not s.strip():
+            return []
+        best: tuple[float, int, int, Any, Any] | None = None
+        featurize = self.model.featurizer.transform_one
+        for start, end in sentence_windows(s, self.window_chars):
+            ind, val = featurize(s[start:end])
+            score = self.model.score_vector(ind, val)
+            if best is None or score > best[0]:
+                best = (score, start, end, ind, val)
+        assert best is not None
+        score, start, end, ind, val = best
+        if score < self.threshold:
+            return []
+        # the risk head runs only for text that is reported
+        risk, _ = self.model.top_risk(ind, val)
+        o_start, o_end = text.to_original(start, end)
+        return [Finding(risk=risk, start=o_start, end=o_end, score=score, detector=self.name,
+                        evidence_id=f"classifier:{self.model_id}:{risk}", kind="model")]
+
+
+def build(cfg: HeguiConfig) -> ClassifierDetector | None:
+    """Factory for the detector registry: ``None`` when ``classifier.enabled`` is false."""
+    if not cfg.classifier.enabled:
+        return None
+    return ClassifierDetector.from_config(cfg.classifier, cfg.base_dir)
