@@ -25,7 +25,14 @@ needs_ffprobe = pytest.mark.skipif(
 )
 
 
-def make_video(path: Path, *, audio: bool = True, changed_frame: int | None = None, title: str | None = None) -> None:
+def make_video(
+    path: Path,
+    *,
+    audio: bool = True,
+    changed_frame: int | None = None,
+    title: str | None = None,
+    rotation: int = 0,
+) -> None:
     """3 s of 320×240 at 25 fps: a textured, moving picture and an AAC 440 Hz sine."""
     rng = np.random.default_rng(7)
     texture = rng.integers(60, 200, size=(H, W, 3), dtype=np.uint8)
@@ -35,6 +42,8 @@ def make_video(path: Path, *, audio: bool = True, changed_frame: int | None = No
         vs = out.add_stream("libx264", rate=FPS)
         vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
         vs.options = {"preset": "ultrafast"}
+        if rotation:
+            vs.set_display_rotation(rotation)
         if audio:
             as_ = out.add_stream("aac", rate=SR)
             as_.layout = "stereo"
@@ -202,6 +211,24 @@ def test_video_without_audio(tmp_path: Path) -> None:
     assert video.video_has_explicit_label(dst) is True
     with av.open(str(dst)) as c:
         assert not c.streams.audio
+
+
+def test_rotated_video_is_labelled_upright_and_keeps_its_rotation(tmp_path: Path) -> None:
+    src, dst = tmp_path / "phone.mp4", tmp_path / "out.mp4"
+    make_video(src, audio=False, rotation=90)
+    cfg = HeguiConfig()
+    video.label_video(src, dst, cfg, new_label(cfg))
+    with av.open(str(dst)) as c:
+        first = next(c.decode(video=0))
+        assert first.rotation == 90
+        shown = video.display_image(first)
+        stored = first.to_image()
+    assert shown.size == (H, W)  # portrait as displayed
+    conf = video.config_from(cfg)
+    kw = {"position": conf.position, "height_ratio": conf.height_ratio}
+    assert explicit_label_present(shown, conf.text, **kw)
+    assert not explicit_label_present(stored, conf.text, **kw)  # not drawn sideways
+    assert video.video_has_explicit_label(dst) is True
 
 
 # ------------------------------------------------------------------------------------------- digest

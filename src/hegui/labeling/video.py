@@ -234,6 +234,40 @@ def content_digest(path: Path) -> bytes:
 # ------------------------------------------------------------------------------------ explicit label
 
 
+def _turns() -> dict[int, tuple[Image.Transpose, Image.Transpose]]:
+    from PIL import Image
+
+    t = Image.Transpose
+    # FFmpeg's frame rotation r (display matrix) shows the stored picture turned r° counter-clockwise.
+    return {90: (t.ROTATE_90, t.ROTATE_270), 180: (t.ROTATE_180, t.ROTATE_180), 270: (t.ROTATE_270, t.ROTATE_90)}
+
+
+_TURNS = _turns()
+
+
+def _rotation_of(frame: Any) -> int:
+    """The display rotation of a decoded frame, to the nearest quarter turn (0, 90, 180 or 270)."""
+    try:
+        r = float(frame.rotation or 0)
+    except (AttributeError, TypeError, ValueError):
+        return 0
+    return (round(r / 90) * 90) % 360
+
+
+def display_image(frame: Any) -> Image.Image:
+    """The frame as a viewer shows it (display-matrix rotation applied)."""
+    img = frame.to_image()
+    rotation = _rotation_of(frame)
+    return img.transpose(_TURNS[rotation][0]) if rotation else img
+
+
+def _first_frame_rotation(path: Path) -> int:
+    with _open_video(path) as c, _demux_errors(path, "decoding"):
+        for frame in c.decode(c.streams.video[0]):
+            return _rotation_of(frame)
+    return 0
+
+
 class FrameLabeler:
     """Draws the label on decoded frames of one size with :func:`draw_explicit_label`.
 
@@ -243,10 +277,16 @@ class FrameLabeler:
     Other pixel formats take the whole frame through Pillow.
     """
 
-    def __init__(self, width: int, height: int, conf: VideoLabelConfig, font_path: Path | None = None) -> None:
+    def __init__(
+        self, width: int, height: int, conf: VideoLabelConfig, font_path: Path | None = None, *, rotation: int = 0
+    ) -> None:
         from hegui.labeling.image import layout_explicit_label
 
         self.width, self.height = width, height
+        self.rotation = rotation % 360
+        if self.rotation in (90, 270):
+            # The label is laid out on the picture as shown, which is the stored frame turned.
+            width, height = height, width
         self.text, self.position, self.ratio = conf.text, conf.position, conf.height_ratio
         self.font = str(font_path) if font_path else None
         try:
@@ -272,7 +312,11 @@ class FrameLabeler:
         import av
 
         fmt = frame.format.name if frame.format else ""
-        if fmt == "yuv420p" and frame.width == self.width and frame.height == self.height and not (self.width | self.height) & 1:
+        same_size = frame.width == self.width and frame.height == self.height
+        if self.rotation:
+            turn, back = _TURNS[self.rotation]
+            new = av.VideoFrame.from_image(self._draw(frame.to_image().transpose(turn)).transpose(back))
+        elif fmt == "yuv420p" and same_size and not (self.width | self.height) & 1:
             new = self._label_yuv420p(frame)
         else:
             new = av.VideoFrame.from_image(self._draw(frame.to_image()))
@@ -316,6 +360,7 @@ def burn_in(
     import av
     from av.video.frame import PictureType
 
+    rotation = _first_frame_rotation(src)
     with _open_video(src) as inp:
         vin = inp.streams.video[0]
         vcc = vin.codec_context
@@ -323,7 +368,7 @@ def burn_in(
             raise LabelFormatError(f"{src}: video stream has no frame size")
         try:
             # Fails on a label that does not fit before any output is written.
-            labeler = FrameLabeler(vcc.width, vcc.height, conf, font_path)
+            labeler = FrameLabeler(vcc.width, vcc.height, conf, font_path, rotation=rotation)
         except LabelFormatError as exc:
             raise LabelFormatError(f"{src}: {exc}") from None
         rate = vin.average_rate or vin.guessed_rate or 25
@@ -338,6 +383,8 @@ def burn_in(
             vout.pix_fmt = vcc.format.name if vcc.format and vcc.format.name in _X264_PIX_FMTS else "yuv420p"
             vout.time_base = vin.time_base
             vout.options = {"crf": str(conf.crf), "preset": conf.preset}
+            if rotation:
+                vout.set_display_rotation(rotation)
             if vin.metadata.get("language"):
                 vout.metadata["language"] = vin.metadata["language"]
             audio_map: dict[int, tuple[Any, bool]] = {}
@@ -420,7 +467,7 @@ def label_presence(
             if until_s is not None and t >= until_s:
                 break
             seen = explicit_label_present(
-                frame.to_image(),
+                display_image(frame),
                 conf.text,
                 position=conf.position,
                 height_ratio=conf.height_ratio,
