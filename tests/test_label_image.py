@@ -416,3 +416,12 @@ def test_png_modes_digest_matches_what_readers_decode(tmp_path: Path, cfg: Hegui
     dst = tmp_path / "out.png"
     final = label_image(src, dst, cfg, new_label(cfg))
     assert verify_signature(final, content_digest(dst), None) is SignatureStatus.HASH_ONLY
+
+
+def test_transparent_png_to_jpeg_is_flattened_on_white(tmp_path: Path, cfg: HeguiConfig) -> None:
+    src = tmp_path / "in.png"
+    Image.new("RGBA", (200, 150), (255, 0, 0, 0)).save(src)  # fully transparent, hidden colour red
+    label_image(src, tmp_path / "out.jpg", cfg, new_label(cfg), explicit=False)
+    with Image.open(tmp_path / "out.jpg") as im:
+        r, g, b = im.convert("RGB").getpixel((10, 10))
+        assert min(r, g, b) > 245

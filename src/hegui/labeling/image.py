@@ -629,7 +629,13 @@ def _encode(img: Image.Image, kind: ImageKind, source: Image.Image) -> bytes:
     elif old_xmp:
         params["xmp"] = old_xmp if isinstance(old_xmp, bytes) else str(old_xmp).encode("utf-8")
     if kind == "jpeg":
-        if img.mode not in ("RGB", "L", "CMYK"):
+        if img.mode in ("RGBA", "LA", "PA") or "transparency" in img.info:
+            # JPEG has no alpha: show transparent areas as white, as viewers do, not as hidden colours.
+            rgba = img.convert("RGBA")
+            img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba).convert(
+                "RGB"
+            )
+        elif img.mode not in ("RGB", "L", "CMYK"):
             img = img.convert("RGB")
         params["quality"] = 95
         if source.format == "JPEG":
