@@ -21,11 +21,11 @@ FloatArray = NDArray[np.float32]
 
 @dataclass(frozen=True, slots=True)
 class CueTiming:
-    """Durations of the cue in seconds; ``dash`` is conventionally three dots."""
+    """Durations of the cue in seconds (defaults match ``labeling.audio``); a dash is three dots."""
 
-    dot: float = 0.08
-    dash: float = 0.24
-    gap: float = 0.08
+    dot: float = 0.1
+    dash: float = 0.3
+    gap: float = 0.1
     fade: float = 0.008
     """Raised-cosine ramp at each tone edge: a hard edge is heard as a click."""
 
@@ -38,7 +38,7 @@ def synthesize_cue(
     sample_rate: int,
     channels: int,
     *,
-    tone_hz: float = 800.0,
+    tone_hz: float = 880.0,
     amplitude: float = 0.3,
     timing: CueTiming | None = None,
 ) -> FloatArray:
@@ -139,7 +139,7 @@ def has_cue(
     samples: FloatArray | NDArray[np.floating],
     sample_rate: int,
     *,
-    tone_hz: float = 800.0,
+    tone_hz: float = 880.0,
     timing: CueTiming | None = None,
 ) -> bool:
     """True if the samples contain the "短长短短" cue at ``tone_hz``."""
