@@ -7,6 +7,9 @@ not copied from somewhere as magic strings.
 from __future__ import annotations
 
 import datetime as dt
+import json
+from collections import Counter
+from pathlib import Path
 
 import pytest
 from stdnum import luhn
@@ -455,3 +458,15 @@ def test_decisions_older_than_the_holdback_do_not_change_as_text_arrives(detecto
         settled = cut - h
         seen = {(r.kind, r.start, r.end, r.score) for r in detector.analyze(text[:cut]) if r.end <= settled}
         assert seen == {f for f in full if f[2] <= settled}, cut
+
+
+def test_dev_pool_findings_are_rare_and_of_expected_kinds(shared_data: Path) -> None:
+    """Comments and prompts of the development pool: a few real phone numbers, e-mails and role-play
+    character sheets (``姓名：…``), nothing else. Guards against recognizers that fire on prose."""
+    det = PIIDetector(salt=SALT)
+    with (shared_data / "dev_pool.jsonl").open(encoding="utf-8") as fh:
+        texts = [json.loads(line)["text"] for line in fh]
+    kinds_found = Counter(f.kind for t in texts for f in det.detect(normalize(t)))
+    assert len(texts) > 30_000
+    assert sum(kinds_found.values()) <= len(texts) // 500, kinds_found  # at most 0.2 % of rows
+    assert set(kinds_found) <= {"CN_MOBILE", "EMAIL", "PERSON_NAME", "CN_LANDLINE", "ADDRESS"}, kinds_found

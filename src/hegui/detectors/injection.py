@@ -68,15 +68,22 @@ _VERB_EN = r"(?:ignore|disregard|forget|skip|override|bypass|neglect|drop)"
 _PRIOR_EN = (
     r"(?:previous|prior|above|earlier|preceding|former|initial|original|system|given|existing|safety|all)"
 )
-_INSTR_EN = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|context|constraints|guardrails|policies|programming|commands?)"
+_INSTR_EN = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|context|constraints|guardrails|policies|programming|commands?|filters?|restrictions|limitations|safeguards)"
+# "do not ignore the above instructions" is what a system prompt says, not an attack
+_NOT_NEGATED_EN = r"(?<!not )(?<!never )(?<!n't )(?<!t to )"
+_NOT_NEGATED_ZH = r"(?<!不要)(?<!不能)(?<!切勿)(?<!请勿)(?<!不可)(?<!不应)(?<!不得)(?<!别)(?<!勿)"
 _VERB_ZH = r"(?:忽略|无视|忽视|忘记|忘掉|忘了|不要理会|不用理会|别管|不要管|跳过|抛弃|丢弃|丢掉|抛开|覆盖|绕过|推翻|删除)"
-_PRIOR_ZH = r"(?:之前|以上|前面|上面|先前|此前|刚才|原来|原有|原先|所有|一切|全部|系统|开发者)"
+_PRIOR_ZH = r"(?:之前|以上|前面|上面|先前|此前|刚才|原来|原有|原先|所有|一切|全部|系统|开发者|安全)"
 _INSTR_ZH = r"(?:指令|指示|提示词|提示|规则|要求|设定|限制|约束|命令|规定|安全策略|安全准则|准则|审查|过滤)"
 _LEAK_VERB_ZH = (
     r"(?:输出|重复|打印|显示|告诉我|泄露|给出|复述|说出|展示|透露|列出|背诵|念出|发给我|写出|公开)"
 )
 _LEAK_OBJ_ZH = r"(?:系统提示词?|系统指令|系统消息|系统设定|system prompt|初始指令|初始提示词?|预设指令|预设提示词?|隐藏指令|隐藏提示词?)"
-_NO_LIMIT_ZH = r"(?:没有任何|不受任何|没有|不受|无视|不遵守|摆脱|突破|无)(?:任何)?(?:限制|约束|审查|道德|伦理|过滤|规则|底线|束缚|规范)"
+_NO_LIMIT_ZH = (
+    r"(?:没有任何|不受任何|没有|不受|无视|不遵守|摆脱|突破|去除了?|解除了?|移除了?|取消了?|无)(?:任何|所有|一切)?"
+    r"(?:限制|约束|审查|道德|伦理|过滤|规则|底线|束缚|规范)"
+)
+_AI_ZH = r"(?:ai|人工智能|助手|机器人|模型|语言模型|聊天机器人|chatgpt|gpt)"
 _NO_LIMIT_EN = (
     r"(?:without|with no|free (?:of|from)|no longer (?:bound|restricted) by|not bound by|unbound by)\s+"
     r"(?:any\s+|all\s+)?(?:restrictions?|limitations?|limits|filters?|rules|censorship|guidelines|ethics|morals?|boundaries)"
@@ -88,7 +95,11 @@ _RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "override.en",
         "override",
-        rf"\b{_VERB_EN}\s+(?:(?:all|any|the|your|my|of|these|those|everything)\s+){{0,3}}{_PRIOR_EN}\s+(?:\w+\s+)?{_INSTR_EN}\b",
+        (
+            rf"\b{_NOT_NEGATED_EN}{_VERB_EN}\s+(?:(?:all|any|the|your|my|of|these|those|everything)\s+){{0,3}}{_PRIOR_EN}\s+(?:\w+\s+)?{_INSTR_EN}\b",
+            rf"\b{_NOT_NEGATED_EN}{_VERB_EN}\s+(?:all\s+)?(?:the\s+|your\s+|any\s+)?{_INSTR_EN}\s+(?:you(?:'ve|\s+have)?\s+(?:got|received|been\s+given|were\s+given)|given\s+to\s+you)",
+            rf"\b{_NOT_NEGATED_EN}(?:bypass|disable|turn off|circumvent|ignore|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:your|the)\s+(?:safety|content|moderation|ethical)\s+(?:filters?|guidelines|polic(?:y|ies)|restrictions|rules|settings|protocols)",
+        ),
         0.9,
         lang="en",
     ),
@@ -102,7 +113,7 @@ _RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "override.zh",
         "override",
-        rf"{_VERB_ZH}掉?(?:你|我)?(?:的)?{_PRIOR_ZH}(?:的|所有|全部|一切|收到的|给你的|被?设定的|你的){{0,3}}{_INSTR_ZH}",
+        rf"{_NOT_NEGATED_ZH}{_VERB_ZH}掉?(?:你|我)?(?:的)?{_PRIOR_ZH}(?:的|所有|全部|一切|收到的|给你的|被?设定的|你的){{0,3}}{_INSTR_ZH}",
         0.9,
     ),
     InjectionRule(
@@ -118,6 +129,7 @@ _RULES: tuple[InjectionRule, ...] = (
         (
             r"\bdo anything now\b",
             r"\b(?:you are|you're|act as|pretend to be|become|you will be)\s+(?:a\s+|an\s+|the\s+)?dan\b",
+            r"(?:扮演|成为|变成|你是|你现在是|你将是|作为)\s*(?:一个)?\s*dan(?![a-z])",
         ),
         0.9,
         lang="en",
@@ -133,12 +145,21 @@ _RULES: tuple[InjectionRule, ...] = (
         "roleplay.unrestricted_zh",
         "roleplay",
         (
-            rf"(?:扮演|假装|假设你是|想象你是|你现在是|你现在扮演|你将成为|从现在(?:开始|起)你是)(?:一个|一位|一名)?[^,，。!！?？\n]{{0,12}}?{_NO_LIMIT_ZH}",
+            rf"(?:扮演|假装|假设你是|想象你是|你现在是|你现在扮演|你将成为|你将作为|你将扮演|从现在(?:开始|起)你是)(?:一个|一位|一名)?[^,，。!！?？\n]{{0,12}}?{_NO_LIMIT_ZH}",
             # a bare "你是…没有底线" is an insult, not a jailbreak: only with an AI as the object
-            r"你是(?:一个|一位|一名)?(?:没有任何|不受任何|不受|没有|无)(?:任何)?(?:限制|约束|审查|过滤|规则)的?"
-            r"(?:ai|人工智能|助手|机器人|模型|语言模型|聊天机器人|gpt)",
+            rf"你是(?:一个|一位|一名)?{_NO_LIMIT_ZH}[^,，。!！?？\n]{{0,8}}?的?{_AI_ZH}",
         ),
         0.85,
+    ),
+    InjectionRule(
+        "roleplay.unfiltered_en",
+        "roleplay",
+        (
+            r"\b(?:an?\s+)?(?:unfiltered|uncensored|amoral|unrestricted|unethical)\s+(?:and\s+(?:unfiltered|uncensored|amoral|unrestricted|unethical)\s+)?(?:ai|chatbot|assistant|model|language model)\b",
+            r"\b(?:doesn't|does not|don't|do not|won't|will not)\s+have\s+any\s+(?:ethical|moral|safety)\s+(?:or\s+(?:ethical|moral|safety)\s+)?(?:guidelines|restrictions|filters|rules|limits)",
+        ),
+        0.8,
+        lang="en",
     ),
     InjectionRule(
         "roleplay.mode_en",
@@ -147,6 +168,8 @@ _RULES: tuple[InjectionRule, ...] = (
             r"\b(?:you are|you're|you have)\s+(?:now\s+)?(?:in|entered|running in|switched to)\s+(?:the\s+)?(?:developer|dev|god|jailbreak|jailbroken|unrestricted|dan|evil)\s+mode",
             r"\b(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode\s+(?:is\s+)?(?:now\s+)?(?:enabled|activated|on)\b",
             r"\b(?:enable|activate|enter)\s+(?:the\s+)?(?:jailbreak|jailbroken|god|unrestricted|dan|evil)\s+mode",
+            # ChatGPT's "Developer Mode" jailbreak; a bare "developer mode enabled" is about phones
+            r"\b(?:chatgpt|gpt|ai|assistant|you)\s+with\s+developer\s+mode\s+(?:enabled|on|activated)",
         ),
         0.85,
         lang="en",
@@ -158,6 +181,7 @@ _RULES: tuple[InjectionRule, ...] = (
             r"(?:你|您)(?:现在)?(?:已经|已)?(?:进入|处于|开启|启用|切换到|切换为|运行在)(?:了)?(?:开发者|越狱|上帝|无限制|无约束|无审查|dan)模式",
             r"(?:越狱|无限制|无约束|无审查|上帝)模式(?:已经?|现在)?(?:开启|启用|激活|生效)",
             r"(?:进入|开启|启用|激活|切换到)(?:越狱|无限制|无约束|无审查)模式",
+            r"以(?:开发者|越狱|无限制|无约束|无审查|dan)模式(?:回答|回复|输出|运行|继续)",
         ),
         0.85,
     ),
@@ -243,13 +267,14 @@ _RULES: tuple[InjectionRule, ...] = (
 )
 
 _KEYWORDS: dict[str, tuple[str, ...]] = {
-    "override.en": ("ignore", "disregard", "forget", "skip", "override", "bypass", "neglect", "drop"),
+    "override.en": ("ignore", "disregard", "forget", "skip", "override", "bypass", "neglect", "drop", "disable", "turn off", "circumvent"),
     "override.en_everything": ("forget", "ignore", "disregard"),
     "override.zh": ("忽略", "无视", "忽视", "忘", "理会", "别管", "不要管", "跳过", "抛", "丢", "覆盖", "绕过", "推翻", "删除"),
     "override.zh_new_task": ("从现在", "接下来"),
     "roleplay.dan": ("dan", "do anything now"),
     "roleplay.unrestricted_en": ("without", "with no", "free of", "free from", "no longer", "bound"),
     "roleplay.unrestricted_zh": ("限制", "约束", "审查", "道德", "伦理", "过滤", "规则", "底线", "束缚", "规范"),
+    "roleplay.unfiltered_en": ("unfiltered", "uncensored", "amoral", "unrestricted", "unethical", "have any"),
     "roleplay.mode_en": ("mode",),
     "roleplay.mode_zh": ("模式",),
     "roleplay.grandma_zh": ("奶奶", "外婆", "姥姥", "祖母", "爷爷", "外公"),
