@@ -249,3 +249,43 @@ def test_verify_file_api(workspace: Path) -> None:
     shutil.copy(workspace / "gen.png", workspace / "plain.png")
     report = verify_file(workspace / "plain.png", HeguiConfig())
     assert report.exit_code == 1 and report.label is None and report.explicit is False
+
+
+def test_foreign_signature_with_own_key_only(
+    workspace: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A platform verifying another provider's file: its own key cannot judge that signature."""
+    other = tmp_path_factory.mktemp("other-provider")
+    invoke("label", "keygen", "-o", other / "k.pem")
+    (other / "hegui.yaml").write_text("provider:\n  name: other-co\nlabeling:\n  signing_key: k.pem\n")
+    invoke(
+        "label", "image", workspace / "gen.png", "-o", workspace / "foreign.png", "-c", other / "hegui.yaml"
+    )
+    cfg = workspace / "hegui.yaml"
+    code, out, _ = invoke("label", "verify", workspace / "foreign.png", "-c", cfg, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["producer_signature"] == "unverified"
+    assert any("signed by another key (producer other-co)" in n for n in report["notes"])
+    # ...but a label claiming to be ours, signed with another key, is a forgery
+    raw = img_mod.read_label(workspace / "foreign.png") or ""
+    ours = AIGCLabel.from_json(
+        invoke("label", "image", workspace / "gen.png", "-o", workspace / "own.png", "-c", cfg)[
+            1
+        ].splitlines()[-1]
+    )
+    lab = AIGCLabel.from_json(raw)
+    from hegui.labeling.signing import load_private_key, sign
+
+    forged = sign(
+        AIGCLabel(**{**lab.__dict__, "content_producer": ours.content_producer, "reserved_code1": ""}),
+        img_mod.content_digest(workspace / "foreign.png"),
+        load_private_key(other / "k.pem"),
+    )
+    img_mod.write_label(workspace / "foreign.png", workspace / "forged.png", forged.to_json())
+    code, out, _ = invoke("label", "verify", workspace / "forged.png", "-c", cfg, "--json")
+    assert code == 3 and json.loads(out)["producer_signature"] == "unknown-key"
+    # with the other provider's public key given, its own label verifies
+    code, out, _ = invoke(
+        "label", "verify", workspace / "foreign.png", "--public-key", other / "k.pem.pub", "--json"
+    )
+    assert code == 0 and json.loads(out)["producer_signature"] == "valid"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hegui.errors import ConfigError, UserError
 from hegui.labeling.formats import Kind, handler_for, kind_of
 from hegui.labeling.metadata import LABEL_MEANINGS, AIGCLabel, LabelFormatError
 from hegui.labeling.signing import (
@@ -137,9 +138,7 @@ def _check_explicit(report: VerifyReport, cfg: HeguiConfig) -> None:
             from hegui.labeling.documents import explicit_label_in_file as doc_check
 
             report.explicit = doc_check(path, cfg)
-            report.explicit_note = (
-                "looked for labeling.text.prefix at the start or labeling.text.suffix at the end"
-            )
+            report.explicit_note = f"looked for the labeling.text label(s) at the {cfg.labeling.text.position} of the visible text"
         elif kind == "audio":
             from hegui.labeling import audio
 
@@ -168,11 +167,15 @@ def _check_c2pa(report: VerifyReport, cfg: HeguiConfig) -> None:
     from hegui.labeling.image import sniff
 
     data = read_input(report.path)
-    anchors = (
-        cfg.resolve_path(cfg.labeling.c2pa.trust_anchors).read_bytes()
-        if cfg.labeling.c2pa.trust_anchors
-        else None
-    )
+    anchors = None
+    if cfg.labeling.c2pa.trust_anchors:
+        anchor_path = cfg.resolve_path(cfg.labeling.c2pa.trust_anchors)
+        try:
+            anchors = anchor_path.read_bytes()
+        except OSError as exc:
+            raise ConfigError(
+                f"labeling.c2pa.trust_anchors: cannot read {anchor_path} ({exc.strerror})"
+            ) from None
     reading = c2pa_manifest.read_bytes(data, sniff(data, str(report.path)), anchors)
     if reading is None:
         return
@@ -184,6 +187,17 @@ def _check_c2pa(report: VerifyReport, cfg: HeguiConfig) -> None:
             + "): the file changed after "
             "C2PA signing (hegui label propagate does this)"
         )
+
+
+def _is_own(label: AIGCLabel, cfg: HeguiConfig) -> bool:
+    """Does the label claim this provider as producer (then only this provider's key may sign it)?"""
+    from hegui.labeling.provider_code import content_producer
+
+    try:
+        own = {content_producer(cfg.provider), cfg.provider.name}
+    except UserError:
+        own = {cfg.provider.name}
+    return label.content_producer in own
 
 
 def verify_file(
@@ -239,6 +253,14 @@ def verify_file(
     digest: bytes = handler.content_digest(path)
     key = public_key or load_trusted_public_key(cfg, public_key_path)
     report.producer = verify_signature(label, digest, key)
+    trusted_given = public_key is not None or public_key_path is not None or bool(cfg.labeling.public_key)
+    if report.producer is SignatureStatus.UNKNOWN_KEY and not trusted_given and not _is_own(label, cfg):
+        # Our own key cannot judge another provider's signature: check the content binding only.
+        report.producer = verify_signature(label, digest, None)
+        report.notes.append(
+            f"ReservedCode1: signed by another key (producer {label.content_producer}); "
+            "pass --public-key with that producer's key to check the signature"
+        )
     _judge(report, "ReservedCode1", report.producer)
     if (
         report.producer in (SignatureStatus.UNSIGNED, SignatureStatus.HASH_ONLY)
