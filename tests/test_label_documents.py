@@ -336,3 +336,13 @@ def test_sign_helper_accepts_document_digest(tmp_path: Path) -> None:
     assert verify_signature(AIGCLabel.from_json(docs.read_label(p) or ""), docs.content_digest(p), None) is (
         SignatureStatus.HASH_ONLY
     )
+
+
+def test_text_labeler_stream_keeps_announced_id() -> None:
+    labeler = TextLabeler(HeguiConfig())
+    announced = labeler.begin()
+    assert announced.reserved_code1 == ""
+    announced.to_json().encode("ascii")  # safe as an HTTP header value
+    final = labeler.implicit("streamed answer", base=announced)
+    assert final.produce_id == announced.produce_id
+    assert verify_signature(final, text_digest("streamed answer"), None) is SignatureStatus.HASH_ONLY

@@ -2,7 +2,9 @@
 
 The gateway uses :class:`TextLabeler`: ``explicit_prefix``/``explicit_suffix`` go around the answer
 (stream the prefix first, the suffix last), and ``implicit(answer)`` gives the signed
-``AIGCLabel`` to send as a response field and header (``to_json()``).
+``AIGCLabel`` to send as a response field and header (``to_json()``). Label values are limited to
+printable ASCII (Annex E), so ``to_json()`` is always a valid HTTP header value. A stream announces
+``begin()`` in its headers and sends ``implicit(full_text, base=that)`` in its last event.
 """
 
 from __future__ import annotations
@@ -56,9 +58,18 @@ class TextLabeler:
             out = out.rstrip("\r\n") + "\n" + self.explicit_suffix
         return out
 
-    def implicit(self, content: str, *, label: str = "1") -> AIGCLabel:
-        """A fresh implicit label signed over ``content`` (pass exactly the text the client receives)."""
-        return sign(new_label(self._cfg, label=label), text_digest(content), self._key)
+    def begin(self, *, label: str = "1") -> AIGCLabel:
+        """An unsigned label with a fresh ProduceID, for the headers of a stream (sent before the text)."""
+        return new_label(self._cfg, label=label)
+
+    def implicit(self, content: str, *, label: str = "1", base: AIGCLabel | None = None) -> AIGCLabel:
+        """The implicit label signed over ``content`` (exactly the text the client receives).
+
+        ``base``: the label from :meth:`begin`, so a stream's final label keeps the ProduceID its
+        headers announced; otherwise a fresh one.
+        """
+        start = base if base is not None else new_label(self._cfg, label=label)
+        return sign(start, text_digest(content), self._key)
 
     def label(self, content: str, *, label: str = "1") -> tuple[str, AIGCLabel]:
         """Explicit label applied, and the implicit label signed over the result."""
