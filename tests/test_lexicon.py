@@ -51,6 +51,17 @@ def test_tsv_with_risk_codes_in_any_spelling(tmp_path: Path) -> None:
     assert hits(det, "劣等民族") == [("A1e", "劣等民族", "lexicon:words:2"), ("A2a", "劣等民族", "lexicon:words:2")]
 
 
+def test_evidence_id_names_the_entry(tmp_path: Path) -> None:
+    det = det_for(tmp_path, "赌博\tA1h\n约炮\tA1f\n")
+    [f] = det.detect(normalize("约 炮"))
+    found = det.entry(f.evidence_id)
+    assert found is not None
+    wl, e = found
+    assert (wl.name, e.word, e.line, e.risks) == ("words", "约炮", 2, ("A1f",))
+    assert det.entry("lexicon:words:9") is None and det.entry("pii:MOBILE") is None
+    assert det.entry("lexicon:other:0") is None
+
+
 def test_finding_fields(tmp_path: Path) -> None:
     det = det_for(tmp_path, "赌博\tA1h\n")
     [f] = det.detect(normalize("我不赌 博"))

@@ -27,6 +27,7 @@ from hegui import taxonomy
 from hegui.detectors.base import Cost, Detector, Finding, StreamMode
 from hegui.detectors.lexicon_files import (
     Format,
+    LexiconEntry,
     ListSpec,
     WordList,
     known_code,
@@ -359,6 +360,17 @@ class LexiconDetector(Detector):
     @property
     def pattern_count(self) -> int:
         return self._compiled.patterns
+
+    def entry(self, evidence_id: str) -> tuple[WordList, LexiconEntry] | None:
+        """The list and entry an evidence id (``lexicon:<list>:<index>``) names, in the current lists."""
+        prefix, _, rest = evidence_id.partition(":")
+        name, _, index = rest.rpartition(":")
+        if prefix != "lexicon" or not index.isdigit():
+            return None
+        for wl in self._compiled.lists:
+            if wl.name == name and int(index) < len(wl.entries):
+                return wl, wl.entries[int(index)]
+        return None
 
     def holdback(self) -> int:
         """Longest pattern or allow phrase, in normalised characters (pinyin variants included)."""
