@@ -59,6 +59,8 @@ class InjectionRule:
     """Match against the original text (delimiters) instead of the normalised text."""
     lang: str = "any"
     """``en`` rules are also tried on the rot13 of the text."""
+    negatable: bool = False
+    """Skip a match that directly follows a negation (``不要``, ``请勿``, "do not" …)."""
     keywords: tuple[str, ...] = ()
     """Lower-case literals of which at least one must occur for the regex to be tried at all: a
     substring test is a fast C scan, and most rules start in ways ``re`` cannot skip ahead to."""
@@ -69,9 +71,11 @@ _PRIOR_EN = (
     r"(?:previous|prior|above|earlier|preceding|former|initial|original|system|given|existing|safety|all)"
 )
 _INSTR_EN = r"(?:instructions?|prompts?|rules|directions|directives|guidelines|context|constraints|guardrails|policies|programming|commands?|filters?|restrictions|limitations|safeguards)"
-# "do not ignore the above instructions" is what a system prompt says, not an attack
-_NOT_NEGATED_EN = r"(?<!not )(?<!never )(?<!n't )(?<!t to )"
-_NOT_NEGATED_ZH = r"(?<!不要)(?<!不能)(?<!切勿)(?<!请勿)(?<!不可)(?<!不应)(?<!不得)(?<!别)(?<!勿)"
+# "do not ignore the above instructions" is what a system prompt says, not an attack. Checked after
+# a match (a leading lookbehind would stop re from skipping ahead to the verb).
+_NEGATED = re.compile(
+    r"(?:不要|不能|切勿|请勿|不可|不应|不得|别|勿|\bnot |\bnever |n't |\bnot to )$", re.IGNORECASE
+)
 _VERB_ZH = r"(?:忽略|无视|忽视|忘记|忘掉|忘了|不要理会|不用理会|别管|不要管|跳过|抛弃|丢弃|丢掉|抛开|覆盖|绕过|推翻|删除)"
 _PRIOR_ZH = r"(?:之前|以上|前面|上面|先前|此前|刚才|原来|原有|原先|所有|一切|全部|系统|开发者|安全)"
 _INSTR_ZH = r"(?:指令|指示|提示词|提示|规则|要求|设定|限制|约束|命令|规定|安全策略|安全准则|准则|审查|过滤)"
@@ -96,9 +100,9 @@ _RULES: tuple[InjectionRule, ...] = (
         "override.en",
         "override",
         (
-            rf"\b{_NOT_NEGATED_EN}{_VERB_EN}\s+(?:(?:all|any|the|your|my|of|these|those|everything)\s+){{0,3}}{_PRIOR_EN}\s+(?:\w+\s+)?{_INSTR_EN}\b",
-            rf"\b{_NOT_NEGATED_EN}{_VERB_EN}\s+(?:all\s+)?(?:the\s+|your\s+|any\s+)?{_INSTR_EN}\s+(?:you(?:'ve|\s+have)?\s+(?:got|received|been\s+given|were\s+given)|given\s+to\s+you)",
-            rf"\b{_NOT_NEGATED_EN}(?:bypass|disable|turn off|circumvent|ignore|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:your|the)\s+(?:safety|content|moderation|ethical)\s+(?:filters?|guidelines|polic(?:y|ies)|restrictions|rules|settings|protocols)",
+            rf"\b{_VERB_EN}\s+(?:(?:all|any|the|your|my|of|these|those|everything)\s+){{0,3}}{_PRIOR_EN}\s+(?:\w+\s+)?{_INSTR_EN}\b",
+            rf"\b{_VERB_EN}\s+(?:all\s+)?(?:the\s+|your\s+|any\s+)?{_INSTR_EN}\s+(?:you(?:'ve|\s+have)?\s+(?:got|received|been\s+given|were\s+given)|given\s+to\s+you)",
+            r"\b(?:bypass|disable|turn off|circumvent|ignore|override)\s+(?:all\s+|any\s+)?(?:of\s+)?(?:your|the)\s+(?:safety|content|moderation|ethical)\s+(?:filters?|guidelines|polic(?:y|ies)|restrictions|rules|settings|protocols)",
         ),
         0.9,
         lang="en",
@@ -113,7 +117,7 @@ _RULES: tuple[InjectionRule, ...] = (
     InjectionRule(
         "override.zh",
         "override",
-        rf"{_NOT_NEGATED_ZH}{_VERB_ZH}掉?(?:你|我)?(?:的)?{_PRIOR_ZH}(?:的|所有|全部|一切|收到的|给你的|被?设定的|你的){{0,3}}{_INSTR_ZH}",
+        rf"{_VERB_ZH}掉?(?:你|我)?(?:的)?{_PRIOR_ZH}(?:的|所有|全部|一切|收到的|给你的|被?设定的|你的){{0,3}}{_INSTR_ZH}",
         0.9,
     ),
     InjectionRule(
@@ -288,7 +292,9 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "delimiter.llama": ("inst]", "<<sys", "<</sys"),
     "delimiter.role_header": ("#", "system", "admin", "developer", "【系统", "系统指令", "系统提示"),
 }  # fmt: skip
-RULES: tuple[InjectionRule, ...] = tuple(replace(r, keywords=_KEYWORDS.get(r.id, ())) for r in _RULES)
+RULES: tuple[InjectionRule, ...] = tuple(
+    replace(r, keywords=_KEYWORDS.get(r.id, ()), negatable=r.family == "override") for r in _RULES
+)
 
 DEFAULT_SCORES: dict[str, float] = {"encoded": 0.9, "encoded.cjk": 0.6}
 """Scores of the ``encoded`` family: a blob that decodes to an instruction pattern (at least this, or
@@ -554,6 +560,7 @@ class InjectionDetector(Detector):
             for regex in c.regexes
             for m in regex.finditer(text)
             if m.end() > m.start()
+            and not (c.rule.negatable and _NEGATED.search(text, max(0, m.start() - 8), m.start()))
         ]
 
     def _finding(
