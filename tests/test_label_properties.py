@@ -1,0 +1,73 @@
+"""Property tests: the label record round-trips, and writing a label never changes the content digest."""
+
+from __future__ import annotations
+
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hegui.labeling import documents as docs
+from hegui.labeling.metadata import FIELDS, AIGCLabel, LabelFormatError, charset_problem
+
+ALLOWED = st.text(
+    alphabet=st.sampled_from([chr(c) for c in [0x21, *range(0x23, 0x5C), *range(0x5D, 0x7F)]]),
+    min_size=1,
+    max_size=40,
+)
+LABEL_JSON = AIGCLabel("1", "acme", "0123abcd", "h1.x", "acme", "0123abcd", "").to_json()
+
+
+@given(
+    st.sampled_from(["1", "2", "3"]),
+    ALLOWED,
+    ALLOWED,
+    st.lists(ALLOWED | st.just(""), min_size=4, max_size=4),
+)
+def test_record_round_trips_in_order(label: str, producer: str, pid: str, rest: list[str]) -> None:
+    lab = AIGCLabel(label, producer, pid, rest[0], rest[1], rest[2], rest[3])
+    lab.validate()
+    text = lab.to_json()
+    assert AIGCLabel.from_json(text) == lab
+    assert list(json.loads(text)["AIGC"]) == list(FIELDS)
+    assert text == json.dumps(json.loads(text), separators=(",", ":"), ensure_ascii=False)  # compact
+
+
+@given(st.text(max_size=30))
+def test_charset_check_agrees_with_the_definition(value: str) -> None:
+    ok = all(ord(c) == 0x21 or 0x23 <= ord(c) <= 0x5B or 0x5D <= ord(c) <= 0x7E for c in value)
+    assert (charset_problem(value) is None) == ok
+    if not ok:
+        try:
+            AIGCLabel("1", "a", value or "x", reserved_code2=value).validate()
+        except LabelFormatError as exc:
+            assert "ReservedCode2" in str(exc) or "ProduceID" in str(exc)
+        else:
+            raise AssertionError("validate accepted a bad value")
+
+
+def _same_digest(kind: docs.DocKind, text: str) -> None:
+    original = docs.digest_bytes(text.encode("utf-8"), "x", kind)
+    once = docs.embed_label(text.encode("utf-8"), LABEL_JSON, "x", kind)
+    assert docs.digest_bytes(once, "x", kind) == original
+    twice = docs.embed_label(once, LABEL_JSON.replace("0123abcd", "ffff"), "x", kind)
+    assert docs.digest_bytes(twice, "x", kind) == original
+    assert docs._split(twice, "x", kind)[1] is not None
+
+
+@settings(max_examples=150)
+@given(st.text(max_size=200).filter(lambda t: "AIGC" not in t))
+def test_plain_text_label_leaves_digest(text: str) -> None:
+    _same_digest("plain", text)
+
+
+@settings(max_examples=150)
+@given(st.text(max_size=200).filter(lambda t: "AIGC" not in t and not t.startswith("---")))
+def test_markdown_label_leaves_digest(text: str) -> None:
+    _same_digest("markdown", text)
+
+
+@settings(max_examples=150)
+@given(st.text(max_size=200).filter(lambda t: "aigc" not in t.lower()))
+def test_html_label_leaves_digest(text: str) -> None:
+    _same_digest("html", text)
