@@ -44,6 +44,7 @@ def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     pg = request.getfixturevalue("postgres_url") if request.param == "postgres" else None
     cfg = write_config(folder, {
         "gateway": {"admin_key": ADMIN_KEY, "scenes": ["default", "minor"]},
+        "labeling": {"explicit": False},  # exact answers here; labels have their own test
         "upstreams": [{"name": "demo", "base_url": "demo", "models": [MODEL, "demo-*"]}],
     })
     with ledger_for(request.param, folder, pg) as ledger:

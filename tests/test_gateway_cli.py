@@ -85,10 +85,10 @@ def test_demo_serves_the_documented_key(tmp_path: Path) -> None:
                     output=output):
         client = openai.OpenAI(base_url=url + "/v1", api_key=DEMO_KEY, max_retries=0)
         resp = client.chat.completions.create(model="hegui-demo", messages=[{"role": "user", "content": "/say 演示"}])
-        assert resp.choices[0].message.content == "演示"
+        assert resp.choices[0].message.content == "【AI生成】\n演示"  # the default explicit label
         chunks = list(client.chat.completions.create(
             model="hegui-demo", messages=[{"role": "user", "content": "/say 流式演示"}], stream=True))
-        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "流式演示"
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == "【AI生成】\n流式演示"
     out = output[0]
     assert f"{url}/v1" in out and DEMO_KEY in out and "curl" in out and "OpenAI(" in out
     with Ledger.open(f"sqlite:///{tmp_path / 'demo.db'}", create=False) as ledger:

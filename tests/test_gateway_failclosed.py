@@ -83,7 +83,8 @@ class Env:
 
 @pytest.fixture()
 def env(tmp_path: Any) -> Iterator[Env]:
-    cfg = write_config(tmp_path, {"gateway": {"scenes": ["default", "minor"], "fail_open_scenes": ["minor"]}})
+    cfg = write_config(tmp_path, {"gateway": {"scenes": ["default", "minor"], "fail_open_scenes": ["minor"]},
+                                  "labeling": {"explicit": False}})
     base = make_moderator({"赌博": "A1h"})
     moderator = FlakyModerator(base.detectors, base.policy)
     with ledger_for("sqlite", tmp_path, None) as inner:

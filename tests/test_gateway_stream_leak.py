@@ -70,6 +70,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
         "lexicon": {"builtin": False, "files": [{"path": "words.tsv"}]},
         # the /say64 prompts are base64, which the injection detector rightly finds suspicious
         "injection": {"enabled": False},
+        "labeling": {"explicit": False},
         "upstreams": [{"name": "demo", "base_url": "demo"}],
     })
     moderator = Moderator.from_config(cfg)

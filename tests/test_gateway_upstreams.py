@@ -61,7 +61,8 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
             {"name": "good", "base_url": good + "/v1", "models": ["failover-*", "five-*", "plain"], "timeout": 0.5},
             {"name": "slow", "base_url": slow + "/v1", "models": ["slow"]},
         ]
-        cfg = write_config(folder, {"upstreams": ups, "gateway": {"stream_checkpoint_seconds": 0.2}})
+        cfg = write_config(folder, {"upstreams": ups, "gateway": {"stream_checkpoint_seconds": 0.2},
+                                    "labeling": {"explicit": False}})
         ledger = stack.enter_context(ledger_for("sqlite", folder, None))
         add_test_keys(ledger)
         url = stack.enter_context(serve(create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=ledger)))

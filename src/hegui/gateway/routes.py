@@ -28,6 +28,8 @@ from hegui.gateway.errors import GatewayError, bad_request, service_unavailable
 from hegui.gateway.metrics import GatewayMetrics
 from hegui.gateway.streaming import SSEResponse
 from hegui.gateway.upstream import OpenStream, UpstreamFailure, UpstreamRejected, UpstreamRouter
+from hegui.labeling.text import HEADER_NAME as LABEL_HEADER
+from hegui.labeling.text import TextLabeler
 from hegui.ledger.records import DecisionRecord
 from hegui.moderation import Moderator, StreamModerator, Verdict, new_decision_id
 from hegui.policy import Action, Direction
@@ -86,6 +88,7 @@ class Gateway:
         self.metrics = metrics
         self.auth = KeyAuth(ledger, cfg.gateway)
         self._fail_open = set(cfg.gateway.fail_open_scenes)
+        self.labeler = TextLabeler(cfg)
 
     # -- request plumbing -------------------------------------------------------------------------
 
@@ -323,11 +326,16 @@ class Gateway:
         text = protocol.response_text(data)
         vout = await self.check(call, text, "output")
         await self.record(call, vout)
+        data["hegui"] = self.extension(vin, vout, upstream)
         if vout.allowed:
-            protocol.set_response_text(data, vout.text)
+            # GB 45438: the explicit label around the answer, the implicit one signed over what is sent
+            content = self.labeler.apply_explicit(vout.text)
+            label = self.labeler.implicit(content)
+            protocol.set_response_text(data, content)
+            data["hegui"]["label"] = label.as_dict()
+            headers[LABEL_HEADER] = label_header(label.as_dict())
         else:
             protocol.set_response_text(data, vout.refusal or vout.text, "content_filter")
-        data["hegui"] = self.extension(vin, vout, upstream)
         headers[DECISION_HEADER] = vout.decision_id
         headers["x-hegui-input-decision"] = vin.decision_id
         return JSONResponse(data, headers=headers)
@@ -459,6 +467,11 @@ class Gateway:
         return JSONResponse({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3)})
 
 
+def label_header(label: dict[str, str]) -> str:
+    """The implicit label as an HTTP header value (ASCII JSON: header values are Latin-1)."""
+    return json.dumps({"AIGC": label}, ensure_ascii=True, separators=(",", ":"))
+
+
 def _collect(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("a decision record written in the background failed: %s", task.exception())
@@ -511,6 +524,12 @@ class OutputStream:
         self.unchecked_sent = ""
         self.checkpoint: asyncio.Future[Any] | None = None
         self.last_checkpoint = time.monotonic()
+        self.delivered = ""
+        """Every content character the client got, explicit labels included (what the implicit label signs)."""
+
+    def content(self, text: str) -> bytes:
+        self.delivered += text
+        return protocol.sse(self.chunk(text))
 
     def chunk(self, text: str, finish_reason: str | None = None, role: bool = False) -> dict[str, Any]:
         c = self.call
@@ -592,6 +611,9 @@ class OutputStream:
         deadline = time.monotonic() + gw.gw.request_timeout
         if self.call.chat:
             yield protocol.sse(self.chunk("", role=True))
+        prefix = self.gw.labeler.explicit_prefix
+        if prefix:
+            yield self.content(prefix + "\n")
         try:
             async for batch in self.upstream.events():
                 self.maybe_checkpoint()
@@ -603,14 +625,14 @@ class OutputStream:
                 if text:
                     if self.unchecked:
                         self.unchecked_sent += text
-                        yield protocol.sse(self.chunk(text))
+                        yield self.content(text)
                         continue
                     step = await self.feed(text)
                     if step is None:  # moderation failed in a fail-open scene: pass the rest on unchecked
-                        yield protocol.sse(self.chunk(self.unchecked_sent))
+                        yield self.content(self.unchecked_sent)
                         continue
                     if step.emit:
-                        yield protocol.sse(self.chunk(step.emit))
+                        yield self.content(step.emit)
                     if step.stopped:
                         async for frame in self.cut_stream(step.verdict):
                             yield frame
@@ -627,10 +649,10 @@ class OutputStream:
             step = await self.finish()
             if step is None:
                 if self.unchecked_sent:
-                    yield protocol.sse(self.chunk(self.unchecked_sent))
+                    yield self.content(self.unchecked_sent)
             else:
                 if step.emit:
-                    yield protocol.sse(self.chunk(step.emit))
+                    yield self.content(step.emit)
                 if step.stopped:
                     async for frame in self.cut_stream(step.verdict):
                         yield frame
@@ -641,9 +663,13 @@ class OutputStream:
             async for frame in self.error_end(exc, retract=True):
                 yield frame
             return
+        suffix = self.gw.labeler.explicit_suffix
+        if suffix:
+            yield self.content("\n" + suffix)
         last = self.chunk("", finish_reason)
         verdict = self.overall()
         last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream)
+        last["hegui"]["label"] = self.gw.labeler.implicit(self.delivered).as_dict()
         if self.upstream_error:
             last["hegui"]["error"] = {"type": "upstream_error", "message": self.upstream_error}
         yield protocol.sse(last)
