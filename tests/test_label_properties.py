@@ -71,3 +71,46 @@ def test_markdown_label_leaves_digest(text: str) -> None:
 @given(st.text(max_size=200).filter(lambda t: "aigc" not in t.lower()))
 def test_html_label_leaves_digest(text: str) -> None:
     _same_digest("html", text)
+
+
+def _labelled_images() -> dict[str, bytes]:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from hegui.labeling.image import embed_label
+
+    img = Image.fromarray(np.random.default_rng(5).integers(0, 256, (24, 32, 3), dtype=np.uint8))
+    out = {}
+    for fmt, params in (("PNG", {}), ("JPEG", {}), ("WEBP", {"lossless": True}), ("WEBP", {"quality": 80})):
+        buf = io.BytesIO()
+        img.save(buf, fmt, **params)
+        out[f"{fmt}{params}"] = embed_label(buf.getvalue(), LABEL_JSON, "x")
+    return out
+
+
+IMAGES = _labelled_images()
+
+
+@settings(max_examples=200)
+@given(st.sampled_from(sorted(IMAGES)), st.data())
+def test_damaged_images_fail_only_with_label_format_error(name: str, data: st.DataObject) -> None:
+    from hegui.labeling.image import content_digest_bytes, embed_label, read_labels
+
+    blob = bytearray(IMAGES[name])
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    else:
+        for _ in range(data.draw(st.integers(1, 4))):
+            pos = data.draw(st.integers(0, len(blob) - 1))
+            blob[pos] = data.draw(st.integers(0, 255))
+    for op in (
+        lambda b: read_labels(b, "x"),
+        lambda b: embed_label(b, LABEL_JSON, "x"),
+        lambda b: content_digest_bytes(b, "x"),
+    ):
+        try:
+            op(bytes(blob))
+        except LabelFormatError as exc:
+            assert str(exc).startswith("x: ") and "\n" not in str(exc)
