@@ -73,6 +73,21 @@ def _eval_progress(console: Console, examples: list[Example], judge: Any, slowes
         return evaluate(examples, judge, slowest_n=slowest, on_case=lambda: progress.advance(task))
 
 
+def _add_missing_model_detectors(moderator: Any, cfg: Any, only: list[str] | None) -> None:
+    """Build the classifier/guard detectors if the registry did not (a registry whose factories
+    predate them), so evaluation measures what the config asks for."""
+    from hegui.detectors import classifier as classifier_mod
+    from hegui.detectors import guard as guard_mod
+
+    have = {d.name for d in moderator.detectors}
+    for name, build in (("classifier", classifier_mod.build), ("guard", guard_mod.build)):
+        if name in have or (only is not None and name not in only):
+            continue
+        det = build(cfg)
+        if det is not None:
+            moderator.detectors.append(det)
+
+
 def train_classifier(
     data: list[Path] = typer.Argument(..., help="Labelled JSONL files (text, label 0/1, optional tc260, source)."),
     output: Path = typer.Option(..., "-o", "--output", help="Where to write the model (.npz)."),
@@ -175,11 +190,6 @@ def eval_detector(
         if not classifier_model.is_file():
             raise UserError(f"--classifier-model: {classifier_model}: file not found")
         cfg.classifier.model = str(classifier_model.resolve())
-    moderator = Moderator.from_config(cfg, only=only)
-    if not moderator.detectors:
-        raise UserError("no detector is enabled; name some with --detectors")
-    names = [d.name for d in moderator.detectors]
-
     examples: list[Example] = []
     for ex in read_examples(data):
         if source and ex.source not in source:
@@ -189,6 +199,12 @@ def eval_detector(
             break
     if not examples:
         raise UserError(f"{data}: no rows to evaluate")
+
+    moderator = Moderator.from_config(cfg, only=only)
+    _add_missing_model_detectors(moderator, cfg, only)
+    if not moderator.detectors:
+        raise UserError("no detector is enabled; name some with --detectors")
+    names = [d.name for d in moderator.detectors]
 
     def judge(ex: Example) -> Outcome:
         d = direction if direction != "auto" else ("output" if ex.kind == "response" else "input")

@@ -507,6 +507,12 @@ class GuardDetector(Detector):
                                evidence_id=evidence, kind=verdict.safety))
         return out
 
+    def close(self) -> None:
+        """Release the backend's connections (the ``openai`` backend keeps a connection pool)."""
+        close = getattr(self.backend, "close", None)
+        if callable(close):
+            close()
+
     def detect(self, text: NormalizedText) -> list[Finding]:
         if not text.original.strip():
             return []
