@@ -141,7 +141,7 @@ def splits(text: str) -> list[list[str]]:
     return out
 
 
-@pytest.mark.parametrize("word", ["赌博", "赌 博", "赌*博", "赌\u200b博"])
+@pytest.mark.parametrize("word", ["赌博", "赌 博", "赌*博", "赌\u200b博", "赌" + " " * 30 + "博", "赌 * - 博"])
 def test_stream_never_leaks_a_word_split_anywhere(word: str) -> None:
     m = moderator()
     text = f"好的，下面告诉你怎么{word}赢钱。"

@@ -27,8 +27,8 @@ if TYPE_CHECKING:
     from hegui.config import HeguiConfig
     from hegui.masking import TokenVault
 
-# Extra normalised characters held back beyond the detectors' own hold-back: normalisation looks a
-# little ahead (separator removal needs the next CJK character, OpenCC converts phrases).
+# Extra normalised characters held back beyond the detectors' own hold-back, as a safety margin
+# should a future normalisation step look ahead (today none does beyond trailing separators).
 NORMALIZE_LOOKAHEAD = 4
 # Original characters re-scanned before the emitted edge, so normalisation sees its left context.
 RESCAN_CONTEXT = 16
@@ -318,10 +318,9 @@ class StreamModerator:
         if final:
             safe = len(self.buffer)
         else:
-            n = len(nt.text)
-            cut = n - self._holdback
-            safe = start + nt.starts[cut] if cut > 0 else start
-            safe = max(safe, self.emitted_upto) if cut > 0 else self.emitted_upto
+            # A trailing run of separators is provisional (it vanishes when the next CJK character
+            # arrives), so it does not count towards the hold-back: see NormalizedText.safe_edge.
+            safe = max(start + nt.safe_edge(self._holdback), self.emitted_upto)
             # A hit that straddles the edge is held back whole.
             for f in found:
                 if f.start < safe < f.end:
