@@ -114,3 +114,49 @@ def test_damaged_images_fail_only_with_label_format_error(name: str, data: st.Da
             op(bytes(blob))
         except LabelFormatError as exc:
             assert str(exc).startswith("x: ") and "\n" not in str(exc)
+
+
+def _docx() -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr(
+            "[Content_Types].xml",
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"></Types>',
+        )
+        z.writestr(
+            "_rels/.rels",
+            '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"></Relationships>',
+        )
+        z.writestr(
+            "word/document.xml",
+            '<w:document xmlns:w="w"><w:body><w:p><w:r><w:t>'
+            + "文字" * 50
+            + "</w:t></w:r></w:p></w:body></w:document>",
+        )
+    return docs.embed_label(buf.getvalue(), LABEL_JSON, "x", "docx")
+
+
+DOCX = _docx()
+
+
+@settings(max_examples=200)
+@given(st.data())
+def test_damaged_docx_fails_only_with_label_format_error(data: st.DataObject) -> None:
+    blob = bytearray(DOCX)
+    if data.draw(st.booleans()):
+        blob = blob[: data.draw(st.integers(0, len(blob) - 1))]
+    else:
+        for _ in range(data.draw(st.integers(1, 4))):
+            blob[data.draw(st.integers(0, len(blob) - 1))] = data.draw(st.integers(0, 255))
+    for op in (
+        lambda b: docs.embed_label(b, LABEL_JSON, "x", "docx"),
+        lambda b: docs.digest_bytes(b, "x", "docx"),
+        lambda b: docs.apply_explicit(b, "x", "docx", "AI生成", ""),
+    ):
+        try:
+            op(bytes(blob))
+        except LabelFormatError as exc:
+            assert str(exc).startswith("x: ") and "\n" not in str(exc)

@@ -22,6 +22,7 @@ import io
 import json
 import re
 import zipfile
+import zlib
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -264,14 +265,23 @@ FMTID = "{D5CDD505-2E9C-101B-9397-08002B2CF9AE}"
 _METADATA_PARTS = ("[Content_Types].xml", "_rels/.rels")
 
 
+def _part_text(data: bytes, name: str, part: str) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise LabelFormatError(f"{name}: {part} is not UTF-8 ({exc.reason} at byte {exc.start})") from None
+
+
 def _open_zip(data: bytes, name: str) -> zipfile.ZipFile:
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         bad = zf.testzip()
     except zipfile.BadZipFile as exc:
         raise LabelFormatError(f"{name}: not a DOCX file (broken or truncated ZIP: {exc})") from None
-    except (zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+    except (zipfile.LargeZipFile, zlib.error, OSError, EOFError, ValueError, KeyError) as exc:
         raise LabelFormatError(f"{name}: corrupt DOCX ({exc})") from None
+    except (NotImplementedError, RuntimeError) as exc:  # encrypted parts, unknown compression
+        raise LabelFormatError(f"{name}: unsupported DOCX ({exc})") from None
     if bad is not None:
         raise LabelFormatError(f"{name}: corrupt DOCX (bad CRC in {bad})")
     if "[Content_Types].xml" not in zf.namelist() or "word/document.xml" not in zf.namelist():
@@ -304,7 +314,7 @@ def _custom_xml(old: bytes | None, label_json: str, name: str) -> bytes:
     root = _parse_xml(old, f"{name}: {CUSTOM_PART}")
     if root.tag != f"{{{CUSTOM_NS}}}Properties":
         raise LabelFormatError(f"{name}: {CUSTOM_PART} is not a custom-properties part")
-    text = old.decode("utf-8")
+    text = _part_text(old, name, CUSTOM_PART)
     m = re.search(r"<(\w+:)?Properties\b", text)
     prefix = (m.group(1) or "") if m else ""
     p = re.escape(prefix)
@@ -339,22 +349,35 @@ def _custom_read(data: bytes, name: str) -> str | None:
     return None
 
 
-def _content_types(data: bytes) -> bytes:
-    text = data.decode("utf-8")
+def _insert_before_close(text: str, tag: str, item: str, name: str, part: str) -> str:
+    """``item`` added as the last child of the root element ``tag`` (kept as text: formatting stays)."""
+    close = text.rfind(f"</{tag}>")
+    if close >= 0:
+        return text[:close] + item + text[close:]
+    m = re.search(rf"<{tag}\b([^>]*?)\s*/>", text)
+    if m:
+        return text[: m.start()] + f"<{tag}{m.group(1)}>{item}</{tag}>" + text[m.end() :]
+    raise LabelFormatError(f"{name}: {part} has no <{tag}> element")
+
+
+def _content_types(data: bytes, name: str) -> bytes:
+    text = _part_text(data, name, "[Content_Types].xml")
+    _parse_xml(data, f"{name}: [Content_Types].xml")
     if re.search(r"PartName\s*=\s*[\"']/docProps/custom\.xml[\"']", text):
         return data
     override = f'<Override PartName="/{CUSTOM_PART}" ContentType="{CUSTOM_CT}"/>'
-    return text.replace("</Types>", override + "</Types>", 1).encode("utf-8")
+    return _insert_before_close(text, "Types", override, name, "[Content_Types].xml").encode("utf-8")
 
 
-def _package_rels(data: bytes | None) -> bytes:
+def _package_rels(data: bytes | None, name: str) -> bytes:
     if data is None:
         text = (
             '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
             '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"></Relationships>'
         )
     else:
-        text = data.decode("utf-8")
+        text = _part_text(data, name, "_rels/.rels")
+        _parse_xml(data, f"{name}: _rels/.rels")
     if re.search(r"Target\s*=\s*[\"']/?docProps/custom\.xml[\"']", text):
         return text.encode("utf-8")
     ids = set(re.findall(r"Id\s*=\s*[\"']([^\"']+)[\"']", text))
@@ -362,7 +385,7 @@ def _package_rels(data: bytes | None) -> bytes:
     while f"rIdAIGC{n}" in ids:
         n += 1
     rel = f'<Relationship Id="rIdAIGC{n}" Type="{CUSTOM_REL}" Target="{CUSTOM_PART}"/>'
-    return text.replace("</Relationships>", rel + "</Relationships>", 1).encode("utf-8")
+    return _insert_before_close(text, "Relationships", rel, name, "_rels/.rels").encode("utf-8")
 
 
 def _w_paragraph(text: str) -> str:
@@ -370,7 +393,7 @@ def _w_paragraph(text: str) -> str:
 
 
 def _docx_explicit(document_xml: bytes, prefix: str, suffix: str, name: str) -> bytes:
-    text = document_xml.decode("utf-8")
+    text = _part_text(document_xml, name, "word/document.xml")
     body = re.search(r"<w:body\b[^>]*>", text)
     end = text.rfind("</w:body>")
     if body is None or end < 0:
@@ -407,8 +430,8 @@ def _docx_embed(data: bytes, label_json: str, name: str) -> bytes:
     old_custom = zf.read(CUSTOM_PART) if CUSTOM_PART in names else None
     replace = {
         CUSTOM_PART: _custom_xml(old_custom, label_json, name),
-        "[Content_Types].xml": _content_types(zf.read("[Content_Types].xml")),
-        "_rels/.rels": _package_rels(zf.read("_rels/.rels") if "_rels/.rels" in names else None),
+        "[Content_Types].xml": _content_types(zf.read("[Content_Types].xml"), name),
+        "_rels/.rels": _package_rels(zf.read("_rels/.rels") if "_rels/.rels" in names else None, name),
     }
     return _docx_rewrite(data, name, replace)
 
