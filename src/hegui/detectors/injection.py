@@ -308,6 +308,9 @@ _DISCUSSION = re.compile(
     re.IGNORECASE,
 )
 _FLAGS = re.IGNORECASE | re.MULTILINE
+# "ignore my previous instructions about formatting": a user taking back their own instructions
+_OWN_INSTRUCTIONS = re.compile(r"\bmy\b|我的|我之前|我刚才|我前面|我上面|我说的", re.IGNORECASE)
+_OWN_AFTER = re.compile(r"\s*(?:that\s+|which\s+)?i\s+(?:gave|told|said|wrote|sent)\b", re.IGNORECASE)
 _DISCUSSION_REACH = 40
 """A discussion word within this many characters of a match dampens it."""
 
@@ -460,6 +463,9 @@ class InjectionConfig(BaseModel):
     dampen_discussion: bool = True
     """Lower the score of a match that sits near discussion words (``什么是``, "how to prevent" …)."""
     discussion_factor: float = Field(default=0.5, ge=0.0, le=1.0)
+    own_instructions_factor: float = Field(default=0.5, ge=0.0, le=1.0)
+    """Factor on an override match about the user's own instructions ("ignore my previous
+    instructions", ``忽略我之前的要求``): users take back what they asked for all the time."""
     extra_rules: list[ExtraRuleConfig] = Field(default_factory=list)
 
     @field_validator("disabled_rules")
@@ -541,7 +547,12 @@ class InjectionDetector(Detector):
         findings: list[Finding] = []
         for c, s, e in self._match(text.text, self._on_text):
             start, end = text.to_original(s, e)
-            findings.append(self._finding(c.rule.id, c.rule.family, start, end, c.score, text.original))
+            score = c.score
+            if c.rule.family == "override" and (
+                _OWN_INSTRUCTIONS.search(text.text, s, e) or _OWN_AFTER.match(text.text, e)
+            ):
+                score *= self.config.own_instructions_factor
+            findings.append(self._finding(c.rule.id, c.rule.family, start, end, score, text.original))
         for c, start, end in self._match(text.original, self._on_original):
             findings.append(self._finding(c.rule.id, c.rule.family, start, end, c.score, text.original))
         if self._decode:
