@@ -338,6 +338,10 @@ _URL = re.compile(r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2}){5,}")
 _ENTITY = re.compile(r"&#(?:x[0-9A-Fa-f]{2,6}|\d{2,7});(?:&#(?:x[0-9A-Fa-f]{2,6}|\d{2,7});){2,}")
 # runs of English-looking text long enough to hide an instruction in rot13
 _LATIN_RUN = re.compile(r"[a-z][a-z \t',.!?;:()\"-]{15,}", re.IGNORECASE)
+# runs of letters mixed with leetspeak digits and symbols ("1gn0re prev10us 1nstruct10ns")
+_LEET_RUN = re.compile(r"[a-z0-9@$][a-z0-9@$ \t',.!?;:()\"-]{15,}", re.IGNORECASE)
+# "1" and "|" stand for "i" or "l": try both readings
+_LEET = (str.maketrans("013457@$|!", "oieastasli"), str.maketrans("013457@$|!", "oleastasll"))
 _ROT13 = str.maketrans(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ",
     "nopqrstuvwxyzabcdefghijklmNOPQRSTUVWXYZABCDEFGHIJKLM",
@@ -617,6 +621,19 @@ class InjectionDetector(Detector):
                 start, end = text.to_original(run.start() + s, run.start() + e)
                 score = max(c.score, self._encoded_score)
                 out.append(self._finding("encoded.rot13", "encoded", start, end, score, text.original))
+        for run in _LEET_RUN.finditer(text.text) if self._en else ():
+            chunk = run.group()
+            if not (any(ch in "013457@$" for ch in chunk) and any(ch.isalpha() for ch in chunk)):
+                continue
+            # one character for one character again, so spans carry over
+            for table in _LEET:
+                plain = chunk.translate(table)
+                for c, s, e in self._match(plain, self._en):
+                    if plain[s:e] == chunk[s:e]:
+                        continue  # no leetspeak inside the match: the plain rules already saw it
+                    start, end = text.to_original(run.start() + s, run.start() + e)
+                    score = max(c.score, self._encoded_score)
+                    out.append(self._finding("encoded.leet", "encoded", start, end, score, text.original))
         return out
 
 
