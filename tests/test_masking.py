@@ -120,6 +120,8 @@ def test_hash_is_salted_and_canonical() -> None:
     assert canonical_value("CN_RESIDENT_ID", RID.lower()) == RID.upper()
     assert canonical_value("EMAIL", "A@B.COM") == "a@b.com"
     assert canonical_value("CN_LANDLINE", "+86 10 6234 5678") == "01062345678"
+    assert canonical_value("CN_MOBILE", "幺三八零零一三八零零零") == "13800138000"
+    assert canonical_value("PERSON_NAME", "王一三") == "王一三"  # numerals only fold in numbers
 
 
 def test_hash_without_salt_is_an_error() -> None:

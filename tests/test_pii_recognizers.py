@@ -470,3 +470,19 @@ def test_dev_pool_findings_are_rare_and_of_expected_kinds(shared_data: Path) -> 
     assert len(texts) > 30_000
     assert sum(kinds_found.values()) <= len(texts) // 500, kinds_found  # at most 0.2 % of rows
     assert set(kinds_found) <= {"CN_MOBILE", "EMAIL", "PERSON_NAME", "CN_LANDLINE", "ADDRESS"}, kinds_found
+
+
+@pytest.mark.parametrize(
+    "number",
+    ["幺三八零零一三八零零零", "一三八〇〇一三八〇〇〇", "壹叁捌零零壹叁捌零零零", "138零零一三八000"],
+)
+def test_phone_numbers_in_chinese_numerals(detector: PIIDetector, number: str) -> None:
+    text = f"加我微信：{number}，谢谢"
+    (f,) = detector.detect(normalize(text))
+    assert (f.kind, text[f.start : f.end]) == ("CN_MOBILE", number)
+    assert f.evidence_id == detector.detect(normalize("手机13800138000"))[0].evidence_id
+
+
+@pytest.mark.parametrize("text", ["一二三四五六七八九十", "第一二三四五六七名", "三三两两，七七八八"])
+def test_counting_in_chinese_numerals_is_not_a_number(detector: PIIDetector, text: str) -> None:
+    assert kinds(detector, text) == []

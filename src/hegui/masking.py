@@ -70,14 +70,32 @@ MASK_CHAR = "*"
 TOKEN_RE = re.compile(r"⟦PI_[0-9a-f]{8,16}⟧")
 
 _SEPARATORS = re.compile(r"[\s\-·•・()（）]+")
+_NUMERIC_KINDS = frozenset(
+    {
+        "CN_RESIDENT_ID",
+        "CN_MOBILE",
+        "CN_LANDLINE",
+        "BANK_CARD",
+        "PASSPORT",
+        "HK_MO_PERMIT",
+        "TW_PERMIT",
+        "IP_ADDRESS",
+    }
+)
 _COMPACT_KINDS = frozenset(
     {"CN_RESIDENT_ID", "BANK_CARD", "CN_USCC", "PASSPORT", "HK_MO_PERMIT", "TW_PERMIT", "CN_PLATE"}
 )
 
 
+CHINESE_DIGITS = str.maketrans("零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖", "0012345678912123456789")
+"""Chinese numerals as digits, one character for one (``一三八…`` is how ads write phone numbers)."""
+
+
 def canonical_value(kind: str, value: str) -> str:
     """The form of ``value`` that hashes and tokens are computed over (formatting removed)."""
     v = unicodedata.normalize("NFKC", value).strip()
+    if kind in _NUMERIC_KINDS:
+        v = v.translate(CHINESE_DIGITS)
     if kind in _COMPACT_KINDS:
         return _SEPARATORS.sub("", v).upper()
     if kind in ("CN_MOBILE", "CN_LANDLINE"):

@@ -15,13 +15,17 @@ from hegui.detectors.pii.recognizers import (
     RecognizerRegistry,
     RecognizerResult,
 )
-from hegui.masking import canonical_value, value_digest
+from hegui.masking import CHINESE_DIGITS, canonical_value, value_digest
 
 if TYPE_CHECKING:
     from hegui.text import NormalizedText
 
 
 _DIGIT = re.compile("[0-9]")
+_CHINESE_DIGIT = re.compile("[零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖]")
+# seven or more in a row, mixed with ASCII digits or not (the normaliser already turned 〇 into 0):
+# "一三八…" is a number, "一二三四五" in prose is counting
+_CHINESE_DIGIT_RUN = re.compile("[0-9零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖]{7,}")
 _PHONE_KINDS = frozenset({"CN_MOBILE", "CN_LANDLINE"})
 
 
@@ -61,6 +65,9 @@ class PIIDetector(Detector):
     def analyze(self, text: str) -> list[RecognizerResult]:
         """Non-overlapping results over ``text`` (normalised), best first where they competed."""
         text = _lower(text)
+        if _CHINESE_DIGIT.search(text):
+            # phone numbers written in Chinese numerals; the mapping is one to one, so spans hold
+            text = _CHINESE_DIGIT_RUN.sub(lambda m: m.group().translate(CHINESE_DIGITS), text)
         window = self.config.context_window
         min_score = self.config.min_score
         gate_cache: dict[str, bool] = {}
