@@ -88,17 +88,21 @@ def layout_explicit_label(
     height_ratio: float = 0.05,
     font_path: str | Path | None = None,
     font_key: str = "labeling.image.font",
+    extra_px: int = 2,
 ) -> LabelLayout:
-    """Compute the box and text position; raises UserError if the label cannot fit."""
+    """Compute the box and text position; raises UserError if the label cannot fit.
+
+    ``extra_px`` is added to the required glyph height: anti-aliased top and bottom rows are lighter
+    than the label colour, so the fully coloured glyph pixels (what a measurement sees) still span
+    the required height.
+    """
     if not text.strip():
         raise UserError("explicit label text is empty")
     if height_ratio < 0.05:
         raise UserError(f"height_ratio {height_ratio} is below GB 45438's 5% of the shorter side")
     width, height = size
     path = resolve_font(text, font_path, font_key)
-    # +2 px: anti-aliased top and bottom rows are lighter than the label colour, so the fully
-    # coloured glyph pixels (what a measurement sees) still span the required height.
-    target = max(1, math.ceil(height_ratio * min(width, height))) + 2
+    target = max(1, math.ceil(height_ratio * min(width, height))) + extra_px
     font_size, (left, top, right, bottom) = _fit_font(str(path), text, target)
     ink_w, ink_h = right - left, bottom - top
     pad = max(2, round(ink_h * 0.3))
@@ -180,13 +184,27 @@ def explicit_label_present(
     much brighter than the rest of the box, and the box must be dark (the contrast box). Survives
     JPEG compression; a label drawn elsewhere, in another size or font, is not recognised.
     """
-    try:
-        layout = layout_explicit_label(
-            img.size, text, position=position, height_ratio=height_ratio, font_path=font_path
-        )
-    except UserError:
-        return False
-    x0, y0, _x1, _y1 = layout.box
+    # The drawn size may differ by a pixel or two (files from other hegui versions, rounding):
+    # try the sizes around the one configured.
+    for extra_px in (2, 1, 3, 0, 4):
+        try:
+            layout = layout_explicit_label(
+                img.size,
+                text,
+                position=position,
+                height_ratio=height_ratio,
+                font_path=font_path,
+                extra_px=extra_px,
+            )
+        except UserError:
+            return False
+        if _shows_label(img, layout, text):
+            return True
+    return False
+
+
+def _shows_label(img: Image.Image, layout: LabelLayout, text: str) -> bool:
+    x0, y0 = layout.box[:2]
     region = img.crop(layout.box).convert("L")
     mask = Image.new("L", region.size, 0)
     draw = ImageDraw.Draw(mask)
