@@ -257,15 +257,24 @@ _RULES: tuple[InjectionRule, ...] = (
         on_original=True,
     ),
     InjectionRule("delimiter.llama", "delimiter", (r"\[/?INST\]", r"<</?SYS>>"), 0.8, on_original=True),
+    # "### Instruction:" (Alpaca templates), "System: Ubuntu 22.04" (bug reports) and "系统提示：登录失败"
+    # (pasted error messages) are everyday text and are not matched
     InjectionRule(
         "delimiter.role_header",
         "delimiter",
         (
-            r"^[ \t]*(?:#{2,}[ \t]*(?:system|instructions?|new instructions?|system prompt|admin|developer)\b[ \t]*:?"
-            r"|\[(?:system|admin|developer)\][ \t]*:?|</?system>|(?:system|admin)[ \t]*(?:prompt)?[ \t]*:)",
-            r"^[ \t]*(?:【系统】|【系统提示】|系统指令[:：]|系统提示[:：])",
+            r"^[ \t]*#{2,}[ \t]*(?:system|system prompt|new instructions?|admin|developer)\b[ \t]*:?",
+            r"</?system>",
+            r"^[ \t]*system[ \t]+prompt[ \t]*:",
         ),
         0.75,
+        on_original=True,
+    ),
+    InjectionRule(
+        "delimiter.role_tag",
+        "delimiter",
+        (r"^[ \t]*\[(?:system|admin|developer)\][ \t]*:?", r"^[ \t]*(?:【系统】|【系统指令】|系统指令[:：])"),
+        0.55,
         on_original=True,
     ),
 )
@@ -290,7 +299,8 @@ _KEYWORDS: dict[str, tuple[str, ...]] = {
     "delimiter.chatml_role": ("<|",),
     "delimiter.chat_token": ("<|",),
     "delimiter.llama": ("inst]", "<<sys", "<</sys"),
-    "delimiter.role_header": ("#", "system", "admin", "developer", "【系统", "系统指令", "系统提示"),
+    "delimiter.role_header": ("system", "new instruction", "admin", "developer"),
+    "delimiter.role_tag": ("[system]", "[admin]", "[developer]", "【系统", "系统指令"),
 }  # fmt: skip
 RULES: tuple[InjectionRule, ...] = tuple(
     replace(r, keywords=_KEYWORDS.get(r.id, ()), negatable=r.family == "override") for r in _RULES
