@@ -82,7 +82,10 @@ _INSTR_ZH = r"(?:指令|指示|提示词|提示|规则|要求|设定|限制|约�
 _LEAK_VERB_ZH = (
     r"(?:输出|重复|打印|显示|告诉我|泄露|给出|复述|说出|展示|透露|列出|背诵|念出|发给我|写出|公开)"
 )
-_LEAK_OBJ_ZH = r"(?:系统提示词?|系统指令|系统消息|系统设定|system prompt|初始指令|初始提示词?|预设指令|预设提示词?|隐藏指令|隐藏提示词?)"
+# objects that name a model's prompt on their own; "系统指令", "系统消息", "系统设定" also mean OS
+# commands, phone notifications and settings, so they count only as "你的…" (_LEAK_OBJ_YOUR_ZH)
+_LEAK_OBJ_ZH = r"(?:系统提示词|system prompt|初始指令|初始提示词|预设指令|预设提示词|隐藏指令|隐藏提示词)"
+_LEAK_OBJ_YOUR_ZH = r"(?:系统提示词?|系统指令|系统消息|系统设定|提示词|prompt|system prompt|初始指令|初始提示词?|预设指令|预设提示词?|隐藏指令|隐藏提示词?|人设)"
 _NO_LIMIT_ZH = (
     r"(?:没有任何|不受任何|没有|不受|无视|不遵守|摆脱|突破|去除了?|解除了?|移除了?|取消了?|无)(?:任何|所有|一切)?"
     r"(?:限制|约束|审查|道德|伦理|过滤|规则|底线|束缚|规范)"
@@ -206,8 +209,10 @@ _RULES: tuple[InjectionRule, ...] = (
         "roleplay.no_refusal",
         "roleplay",
         (
-            r"(?:不能|不可以|不得|不允许|永远不要|绝不|不准)拒绝(?:回答)?(?:我的)?(?:任何|所有)",
-            r"\b(?:never|do not|don't|must not|cannot|can't|will not|won't)\s+refuse\s+(?:any|to answer|my|a single)",
+            # addressed to the model: "医生不能拒绝任何病人" is not a jailbreak
+            r"(?:你|请)(?:永远)?(?:不能|不可以|不得|不允许|不要|绝不|不准)拒绝(?:回答)?(?:我的)?(?:任何|所有)",
+            r"\byou\s+(?:must\s+|should\s+|will\s+|can\s+|may\s+)?(?:never|not|cannot|can't|won't|mustn't)\s+refuse\s+(?:any|to answer|my|a single)",
+            r"(?:^|[.!?]\s*)(?:never|do not|don't)\s+refuse\s+(?:any|to answer|my)\b",
         ),
         0.6,
     ),
@@ -216,9 +221,12 @@ _RULES: tuple[InjectionRule, ...] = (
         "prompt_leak.en",
         "prompt_leak",
         (
+            # "the system message" is also a log or dialog box: with "the", only prompts and instructions
             r"\b(?:repeat|print|output|reveal|show|display|tell me|give me|leak|dump|disclose|write out|recite|spell out|copy)\s+(?:me\s+)?(?:back\s+)?(?:all\s+(?:of\s+)?)?(?:your|the)\s+"
             r"(?:(?:full|entire|complete|original|initial|hidden|secret|exact|first|verbatim)\s+)*"
-            r"(?:system\s+(?:prompt|message|instructions?)|initial\s+(?:prompt|instructions?)|hidden\s+(?:prompt|instructions?)|pre-?prompt|developer\s+(?:prompt|message)|instructions\s+(?:above|you\s+were\s+given))",
+            r"(?:system\s+(?:prompt|instructions?)|initial\s+(?:prompt|instructions?)|hidden\s+(?:prompt|instructions?)|pre-?prompt|developer\s+prompt|instructions\s+(?:above|you\s+were\s+given))",
+            r"\b(?:repeat|print|output|reveal|show|display|tell me|give me|leak|dump|disclose|write out|recite|spell out|copy)\s+(?:me\s+)?(?:back\s+)?your\s+"
+            r"(?:(?:full|entire|complete|original|initial|hidden|secret|exact|first|verbatim)\s+)*(?:system|developer)\s+message",
             r"\bwhat\s+(?:is|are|was|were)\s+your\s+(?:(?:full|exact|original|initial|hidden|secret)\s+)*(?:system\s+(?:prompt|message|instructions?)|initial\s+instructions|pre-?prompt)",
         ),
         0.85,
@@ -235,9 +243,9 @@ _RULES: tuple[InjectionRule, ...] = (
         "prompt_leak.zh",
         "prompt_leak",
         (
-            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?(?:你的|你|你们的|上面的|之前的)?(?:完整的?|全部的?|原始的?|初始的?|隐藏的?|最初的?|内部的?|所有的?)?{_LEAK_OBJ_ZH}",
-            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?你的(?:完整的?|全部的?|原始的?|初始的?|隐藏的?)?(?:提示词|prompt)",
-            rf"你的{_LEAK_OBJ_ZH}(?:是什么|内容是|有哪些|写了什么)",
+            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?(?:你的|你|你们的)(?:完整的?|全部的?|原始的?|初始的?|隐藏的?|最初的?|内部的?|所有的?)?{_LEAK_OBJ_YOUR_ZH}",
+            rf"{_LEAK_VERB_ZH}(?:一下|一遍)?(?:上面的|之前的)?(?:完整的?|全部的?|原始的?|初始的?|隐藏的?|最初的?|内部的?|所有的?)?{_LEAK_OBJ_ZH}",
+            rf"你的{_LEAK_OBJ_YOUR_ZH}(?:是什么|内容是|有哪些|写了什么)",
         ),
         0.85,
     ),
