@@ -9,6 +9,7 @@ over any more: the gateway ends the stream cleanly instead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fnmatch
 import json
 import logging
@@ -86,20 +87,60 @@ def _error_body(resp_body: bytes, status: int) -> dict[str, Any]:
 
 
 class HTTPStream:
+    """An upstream SSE stream read by a task of its own.
+
+    The reader parses events as they arrive; the gateway takes everything parsed so far as one batch.
+    When the upstream is faster than the gateway can pass things on (or the client reads), batches
+    grow, so the gateway checks and sends fewer, larger pieces instead of falling behind token by
+    token. A slow upstream gives batches of one, sent at once.
+    """
+
     def __init__(self, upstream: str, response: httpx.Response) -> None:
         self.upstream = upstream
         self._response = response
+        self._reader: asyncio.Future[None] | None = None
 
     async def events(self) -> AsyncIterator[list[dict[str, Any]]]:
-        # Whatever arrived in one network read is handed on as one batch: when the upstream is faster
-        # than the client, the gateway checks and sends fewer, larger pieces instead of falling behind.
+        pending: list[dict[str, Any]] = []
+        wake = asyncio.Event()
+        outcome: list[BaseException | None] = []
+
+        async def read() -> None:
+            try:
+                await self._read(pending, wake)
+                outcome.append(None)
+            except BaseException as exc:
+                outcome.append(exc)
+                if isinstance(exc, asyncio.CancelledError):
+                    raise
+            finally:
+                wake.set()
+
+        self._reader = reader = asyncio.ensure_future(read())
+        try:
+            while True:
+                await wake.wait()
+                wake.clear()
+                if pending:
+                    batch = pending[:]
+                    pending.clear()
+                    yield batch
+                if outcome and not pending:
+                    break
+            if outcome[0] is not None:
+                raise outcome[0]
+        finally:
+            if not reader.done():
+                reader.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reader
+
+    async def _read(self, pending: list[dict[str, Any]], wake: asyncio.Event) -> None:
         buf = b""
         try:
             async for data in self._response.aiter_bytes():
                 buf = (buf + data).replace(b"\r\n", b"\n")
-                batch: list[dict[str, Any]] = []
-                done = False
-                while not done:
+                while True:
                     end = buf.find(b"\n\n")
                     if end < 0:
                         break
@@ -109,13 +150,9 @@ class HTTPStream:
                             continue
                         payload = line[5:].strip()
                         if payload == b"[DONE]":
-                            done = True
-                            break
-                        batch.append(self._parse(payload))
-                if batch:
-                    yield batch
-                if done:
-                    return
+                            return
+                        pending.append(self._parse(payload))
+                        wake.set()
         except httpx.TimeoutException:
             raise UpstreamFailure(self.upstream, "timeout", "upstream stopped sending (read timeout)") from None
         except httpx.HTTPError as exc:
@@ -135,6 +172,10 @@ class HTTPStream:
         return chunk
 
     async def aclose(self) -> None:
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reader
         await self._response.aclose()
 
 
