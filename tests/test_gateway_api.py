@@ -125,6 +125,15 @@ def test_completions_non_stream_and_stream(server: Server) -> None:
 def test_models_lists_configured_names(server: Server) -> None:
     ids = [m.id for m in server.client.models.list()]
     assert ids == [MODEL]
+    assert server.client.models.retrieve("demo-large").id == "demo-large"  # matches the glob demo-*
+    with pytest.raises(openai.NotFoundError):
+        server.client.models.retrieve("gpt-4o")
+
+
+def test_request_id_header_finds_the_records(server: Server) -> None:
+    raw = chat(server, "/say 追踪")
+    rows = server.rows(request_id=raw.headers["x-request-id"])
+    assert sorted(r.direction for r in rows) == ["input", "output"]
 
 
 def test_unknown_model_is_404(server: Server) -> None:

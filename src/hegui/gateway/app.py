@@ -48,7 +48,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        route = path if path in ROUTES else "other"
+        route = path if path in ROUTES else ("/v1/models/{model}" if path.startswith("/v1/models/") else "other")
         status = 500
         t0 = time.perf_counter()
 
@@ -154,6 +154,7 @@ def create_app(
             Route("/v1/chat/completions", gw.chat_completions, methods=["POST"]),
             Route("/v1/completions", gw.completions, methods=["POST"]),
             Route("/v1/models", gw.models, methods=["GET"]),
+            Route("/v1/models/{model:path}", gw.model, methods=["GET"]),
             Route("/v1/moderations", gw.moderations, methods=["POST"]),
             Route("/healthz", gw.healthz, methods=["GET"]),
             Route("/readyz", gw.readyz, methods=["GET"]),

@@ -43,6 +43,7 @@ CHAT_PATH = "/chat/completions"
 COMPLETIONS_PATH = "/completions"
 SCENE_HEADER = "x-hegui-scene"
 DECISION_HEADER = "x-hegui-decision"
+REQUEST_HEADER = "x-request-id"
 
 # Approximate mapping of hegui risks onto OpenAI's moderation categories, for clients that only
 # read those; hegui's own risk codes (in the ``hegui`` field of each result) are authoritative.
@@ -288,7 +289,7 @@ class Gateway:
             except ValueError as exc:
                 raise bad_request(str(exc), param="prompt") from None
         vin = await self.check(call, prompt, "input")
-        headers = {DECISION_HEADER: vin.decision_id}
+        headers = {DECISION_HEADER: vin.decision_id, REQUEST_HEADER: call.request_id}
         if not vin.allowed:
             await self.record(call, vin)
             if call.stream:
@@ -378,9 +379,15 @@ class Gateway:
 
     async def models(self, request: Request) -> Response:
         await self.auth.authenticate(request)
-        data = [{"id": name, "object": "model", "created": 0, "owned_by": "hegui"}
-                for name in self.router.model_names()]
+        data = [model_object(name) for name in self.router.model_names()]
         return JSONResponse({"object": "list", "data": data})
+
+    async def model(self, request: Request) -> Response:
+        await self.auth.authenticate(request)
+        name = request.path_params["model"]
+        if not self.router.candidates(name):
+            raise GatewayError(404, f"model {name!r} is not served here", code="model_not_found", param="model")
+        return JSONResponse(model_object(name))
 
     async def moderations(self, request: Request) -> Response:
         principal = await self.auth.authenticate(request)
@@ -465,6 +472,10 @@ class Gateway:
                                code="reload_failed") from None
         self.auth.forget()
         return JSONResponse({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3)})
+
+
+def model_object(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "hegui"}
 
 
 def label_header(label: dict[str, str]) -> str:
