@@ -486,3 +486,24 @@ def test_phone_numbers_in_chinese_numerals(detector: PIIDetector, number: str) -
 @pytest.mark.parametrize("text", ["一二三四五六七八九十", "第一二三四五六七名", "三三两两，七七八八"])
 def test_counting_in_chinese_numerals_is_not_a_number(detector: PIIDetector, text: str) -> None:
     assert kinds(detector, text) == []
+
+
+def test_results_need_only_lookbehind_characters_of_left_context(detector: PIIDetector) -> None:
+    """A stream re-checks a window that starts somewhere before its emitted edge: a result is the
+    same as long as the window starts at least ``lookbehind()`` characters before the match."""
+    text = normalize(
+        "港澳通行证，号码写在下面了，请你查收一下：C12345678。我叫王小明，手机 138 0013 8000，"
+        "往来台湾通行证 L12345678，台胞证号 12345678，住在北京市朝阳区建国路88号。"
+    ).text
+    lb = detector.lookbehind()
+    assert lb == PIIConfig().context_window + 2
+    full = detector.analyze(text)
+    assert {r.kind for r in full} >= {"HK_MO_PERMIT", "PERSON_NAME", "CN_MOBILE", "TW_PERMIT", "ADDRESS"}
+    for r in full:
+        for w in range(max(0, r.start - 3 * lb), max(0, r.start - lb) + 1):
+            got = {(x.kind, x.start + w, x.end + w, x.score) for x in detector.analyze(text[w:])}
+            assert (r.kind, r.start, r.end, r.score) in got, (r, w)
+    # and it is needed: with less left context the permit loses its context word
+    permit = next(r for r in full if r.kind == "HK_MO_PERMIT")
+    w = permit.start - 16
+    assert "HK_MO_PERMIT" not in {x.kind for x in detector.analyze(text[w:])}

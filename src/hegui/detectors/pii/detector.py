@@ -104,6 +104,13 @@ class PIIDetector(Detector):
     def holdback(self) -> int:
         return max((r.max_length for r in self._recognizers), default=0)
 
+    def lookbehind(self) -> int:
+        """Characters of text *before* a match that its result depends on: the context window (a
+        context word raises the score, and some patterns are reported only with one) plus the two
+        characters the boundary guards look at. A stream that re-checks text near its emitted edge
+        must give the detector at least this much already-sent text in front of it."""
+        return self.config.context_window + 2
+
 
 def _lower(text: str) -> str:
     """``text`` lower-cased without changing its length (so spans stay valid)."""
