@@ -683,8 +683,12 @@ def _drop_contained(findings: list[Finding]) -> list[Finding]:
 
 
 def _near_discussion(text: str, start: int, end: int) -> bool:
-    lo = max(0, start - _DISCUSSION_REACH)
-    return _DISCUSSION.search(text, lo, min(len(text), end + _DISCUSSION_REACH)) is not None
+    """A discussion word within reach of ``text[start:end]`` (original text), also in traditional
+    characters or full width (the window is normalised when the raw text has none)."""
+    from hegui.text import normalize
+
+    window = text[max(0, start - _DISCUSSION_REACH) : end + _DISCUSSION_REACH]
+    return _DISCUSSION.search(window) is not None or _DISCUSSION.search(normalize(window).text) is not None
 
 
 __all__ = [
