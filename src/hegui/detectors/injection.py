@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import html
 import re
 import urllib.parse
@@ -574,9 +575,9 @@ class InjectionDetector(Detector):
                 _OWN_INSTRUCTIONS.search(text.text, s, e) or _OWN_AFTER.match(text.text, e)
             ):
                 score *= self.config.own_instructions_factor
-            findings.append(self._finding(c.rule.id, c.rule.family, start, end, score, text.original))
+            findings.append(self._finding(c.rule.id, c.rule.family, start, end, score, text))
         for c, start, end in self._match(text.original, self._on_original):
-            findings.append(self._finding(c.rule.id, c.rule.family, start, end, c.score, text.original))
+            findings.append(self._finding(c.rule.id, c.rule.family, start, end, c.score, text))
         if self._decode:
             findings += self._encoded(text)
         return _drop_contained([f for f in findings if f.score >= self.config.min_score])
@@ -597,9 +598,9 @@ class InjectionDetector(Detector):
         ]
 
     def _finding(
-        self, rule_id: str, family: str, start: int, end: int, score: float, original: str
+        self, rule_id: str, family: str, start: int, end: int, score: float, text: NormalizedText
     ) -> Finding:
-        if self.config.dampen_discussion and _near_discussion(original, start, end):
+        if self.config.dampen_discussion and _near_discussion(text, start, end):
             score *= self.config.discussion_factor
         return Finding("JB", start, end, score, self.name, f"injection:{rule_id}", family)
 
@@ -623,14 +624,10 @@ class InjectionDetector(Detector):
             inner = self._inner_score(p.text, 1)
             if inner > 0:
                 score = max(inner, self._encoded_score)
-                out.append(
-                    self._finding(f"encoded.{p.codec}", "encoded", p.start, p.end, score, text.original)
-                )
+                out.append(self._finding(f"encoded.{p.codec}", "encoded", p.start, p.end, score, text))
             elif len(_CJK.findall(p.text)) >= 2:
                 out.append(
-                    self._finding(
-                        f"encoded.{p.codec}.cjk", "encoded", p.start, p.end, self._cjk_score, text.original
-                    )
+                    self._finding(f"encoded.{p.codec}.cjk", "encoded", p.start, p.end, self._cjk_score, text)
                 )
         for run in _LATIN_RUN.finditer(text.text) if self._en else ():
             # rot13 maps letters one to one, so spans in the rot13 text are spans in the text
@@ -638,7 +635,7 @@ class InjectionDetector(Detector):
             for c, s, e in self._match(rot, self._en):
                 start, end = text.to_original(run.start() + s, run.start() + e)
                 score = max(c.score, self._encoded_score)
-                out.append(self._finding("encoded.rot13", "encoded", start, end, score, text.original))
+                out.append(self._finding("encoded.rot13", "encoded", start, end, score, text))
         for run in _LEET_RUN.finditer(text.text) if self._en else ():
             chunk = run.group()
             if not (any(ch in "013457@$" for ch in chunk) and any(ch.isalpha() for ch in chunk)):
@@ -651,7 +648,7 @@ class InjectionDetector(Detector):
                         continue  # no leetspeak inside the match: the plain rules already saw it
                     start, end = text.to_original(run.start() + s, run.start() + e)
                     score = max(c.score, self._encoded_score)
-                    out.append(self._finding("encoded.leet", "encoded", start, end, score, text.original))
+                    out.append(self._finding("encoded.leet", "encoded", start, end, score, text))
         return out
 
 
@@ -682,13 +679,14 @@ def _drop_contained(findings: list[Finding]) -> list[Finding]:
     return kept
 
 
-def _near_discussion(text: str, start: int, end: int) -> bool:
-    """A discussion word within reach of ``text[start:end]`` (original text), also in traditional
-    characters or full width (the window is normalised when the raw text has none)."""
-    from hegui.text import normalize
-
-    window = text[max(0, start - _DISCUSSION_REACH) : end + _DISCUSSION_REACH]
-    return _DISCUSSION.search(window) is not None or _DISCUSSION.search(normalize(window).text) is not None
+def _near_discussion(text: NormalizedText, start: int, end: int) -> bool:
+    """A discussion word within reach of the original span ``[start, end)``, looked for in the
+    normalised text (so traditional characters and full-width letters count too)."""
+    # the offset map is sorted, so the normalised span of an original span is two bisections
+    ns = bisect.bisect_left(text.starts, start)
+    ne = bisect.bisect_left(text.starts, end)
+    lo = max(0, ns - _DISCUSSION_REACH)
+    return _DISCUSSION.search(text.text, lo, min(len(text.text), ne + _DISCUSSION_REACH)) is not None
 
 
 __all__ = [
