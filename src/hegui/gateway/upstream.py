@@ -86,6 +86,10 @@ def _error_body(resp_body: bytes, status: int) -> dict[str, Any]:
                       "code": str(status), "param": None}}
 
 
+MAX_PENDING_CHUNKS = 2048
+"""Upstream chunks read ahead of what the gateway has passed on, before it stops reading."""
+
+
 class HTTPStream:
     """An upstream SSE stream read by a task of its own.
 
@@ -103,11 +107,13 @@ class HTTPStream:
     async def events(self) -> AsyncIterator[list[dict[str, Any]]]:
         pending: list[dict[str, Any]] = []
         wake = asyncio.Event()
+        room = asyncio.Event()
+        room.set()
         outcome: list[BaseException | None] = []
 
         async def read() -> None:
             try:
-                await self._read(pending, wake)
+                await self._read(pending, wake, room)
                 outcome.append(None)
             except BaseException as exc:
                 outcome.append(exc)
@@ -124,6 +130,7 @@ class HTTPStream:
                 if pending:
                     batch = pending[:]
                     pending.clear()
+                    room.set()
                     yield batch
                 if outcome and not pending:
                     break
@@ -135,10 +142,14 @@ class HTTPStream:
                 with contextlib.suppress(asyncio.CancelledError):
                     await reader
 
-    async def _read(self, pending: list[dict[str, Any]], wake: asyncio.Event) -> None:
+    async def _read(self, pending: list[dict[str, Any]], wake: asyncio.Event, room: asyncio.Event) -> None:
         buf = b""
         try:
             async for data in self._response.aiter_bytes():
+                if len(pending) >= MAX_PENDING_CHUNKS:
+                    # the client reads slower than the upstream writes: let TCP push back on the upstream
+                    room.clear()
+                    await room.wait()
                 buf = (buf + data).replace(b"\r\n", b"\n")
                 while True:
                     end = buf.find(b"\n\n")
