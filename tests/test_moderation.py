@@ -212,3 +212,18 @@ def test_async_stream_matches_sync() -> None:
     sent, stopped = asyncio.run(go())
     assert stopped and "赌博" not in sent
     assert (sent, stopped) == run_stream(m, list(text))
+
+
+def test_stream_rescans_what_context_detectors_read() -> None:
+    """A permit number counts as PII only after a context word up to 24 characters earlier; the
+    stream must re-read that much sent text so it masks what the whole check masks."""
+    from hegui.config import load_config
+
+    m = Moderator.from_config(load_config(None, environ={}))
+    text = "港澳通行证，号码写在下面了，请你查收一下：C12345678。谢谢你的帮助，祝你一切顺利。"
+    whole = m.check(text, direction="output")
+    assert whole.action is Action.MASK and "C12345678" not in whole.text
+    sent, stopped = run_stream(m, list(text))
+    assert not stopped
+    assert "C12345678" not in sent
+    assert sent == whole.text

@@ -30,7 +30,8 @@ if TYPE_CHECKING:
 # Extra normalised characters held back beyond the detectors' own hold-back, as a safety margin
 # should a future normalisation step look ahead (today none does beyond trailing separators).
 NORMALIZE_LOOKAHEAD = 4
-# Original characters re-scanned before the emitted edge, so normalisation sees its left context.
+# Original characters re-scanned before the emitted edge, so normalisation sees its left context;
+# detectors that read context words before a hit ask for more through Detector.lookbehind().
 RESCAN_CONTEXT = 16
 # Sentence ends at which segment detectors (classifier, guard model) run in a stream.
 SEGMENT_ENDS = frozenset("。！？!?；;\n…")
@@ -286,6 +287,7 @@ class StreamModerator:
         self.final: Verdict | None = None
         self._segment_from = 0
         self._holdback = moderator.holdback()
+        self._rescan = max([RESCAN_CONTEXT, *(d.lookbehind() for d in moderator.window_detectors)])
         self._window = moderator.window_detectors
         self._segment = moderator.segment_detectors
 
@@ -299,7 +301,7 @@ class StreamModerator:
 
     def _scan_window(self, final: bool) -> tuple[int, list[Finding]]:
         """Check the unsent tail; return the safe edge (original index) and the findings before it."""
-        start = max(0, self.emitted_upto - RESCAN_CONTEXT)
+        start = max(0, self.emitted_upto - self._rescan)
         window = self.buffer[start:]
         nt = normalize(window)
         found: list[Finding] = []

@@ -83,3 +83,8 @@ class Detector:
     def holdback(self) -> int:
         """Characters of normalised text a stream must keep unsent so no hit can straddle the edge."""
         return 0
+
+    def lookbehind(self) -> int:
+        """Characters before a hit this detector reads to decide it (e.g. PII context words); a
+        stream re-scans at least this much already-sent text so streamed and whole checks agree."""
+        return 0
