@@ -15,6 +15,9 @@ from collections.abc import AsyncGenerator, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+MAX_PENDING_FRAMES = 256
+"""Frames made ahead of what the client has taken, before the generator is paused."""
+
 
 class SSEResponse(Response):
     media_type = "text/event-stream"
@@ -54,6 +57,8 @@ class SSEResponse(Response):
         # slow client) costs one syscall per batch instead of one per token.
         pending: list[bytes] = []
         wake = asyncio.Event()
+        room = asyncio.Event()
+        room.set()
         finished = False
 
         async def produce() -> None:
@@ -62,6 +67,10 @@ class SSEResponse(Response):
                 async for frame in self.frames:
                     pending.append(frame)
                     wake.set()
+                    if len(pending) >= MAX_PENDING_FRAMES:
+                        # a slow client: stop pulling from the upstream until it catches up
+                        room.clear()
+                        await room.wait()
             finally:
                 finished = True
                 wake.set()
@@ -74,6 +83,7 @@ class SSEResponse(Response):
                 if pending:
                     data = b"".join(pending)
                     pending.clear()
+                    room.set()
                     await send({"type": "http.response.body", "body": data, "more_body": True})
                 if finished and not pending:
                     break
@@ -87,3 +97,6 @@ class SSEResponse(Response):
                 producer.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await producer
+            # a generator paused between frames still runs its finally (closing the upstream,
+            # recording what was sent) now, not whenever it is garbage-collected
+            await self.frames.aclose()
