@@ -210,3 +210,19 @@ def test_a_cut_stream_stops_the_upstream_generating(env: Env) -> None:
     assert env.slow_stats["completed"] == before["completed"]
     sent = env.slow_stats["tokens"] - before["tokens"]
     assert sent < len(tokenize(text)) // 4
+
+
+def test_a_slow_reader_gets_a_long_answer_whole(env: Env) -> None:
+    text = "".join(f"第{i}句话说完了。" for i in range(4000))  # about 36,000 characters
+    received = []
+    with httpx.stream("POST", env.url + "/v1/chat/completions", headers={"authorization": f"Bearer {TEST_KEY}"},
+                      json={"model": "plain", "stream": True, "messages": [{"role": "user", "content": "/say " + text}]},
+                      timeout=30) as r:
+        for n, line in enumerate(r.iter_lines()):
+            if n % 200 == 0:
+                time.sleep(0.01)  # read slower than the upstream writes
+            if line.startswith("data: {"):
+                import json
+
+                received.append(json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
+    assert "".join(received) == text
