@@ -172,8 +172,14 @@ class Moderator:
         action = Action.ALLOW
         message: str | None = None
         to_mask: list[Finding] = []
+        # Texts often carry many findings of one risk and score (a lexicon list); decide each once.
+        memo: dict[tuple[str, float], tuple[Action, str | None]] = {}
         for f in findings:
-            a, msg = self.policy.action_for(f.risk, direction, scene, f.score)
+            key = (f.risk, f.score)
+            decided = memo.get(key)
+            if decided is None:
+                decided = memo[key] = self.policy.action_for(f.risk, direction, scene, f.score)
+            a, msg = decided
             if a is Action.MASK:
                 to_mask.append(f)
             if a.severity > action.severity:

@@ -26,7 +26,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from hegui import taxonomy
 from hegui.errors import ConfigError
@@ -108,6 +108,7 @@ class Policy(BaseModel):
     default_action: Action = Action.FLAG
     scenes: dict[str, Scene] = Field(default_factory=dict)
     rules: list[Rule] = Field(default_factory=list)
+    _index: dict[tuple[str, str, str], tuple[Rule, ...]] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _default_scene(self) -> Policy:
@@ -118,8 +119,19 @@ class Policy(BaseModel):
         return scene in self.scenes
 
     def rule_for(self, risk: str, direction: Direction, scene: str, score: float) -> Rule | None:
-        for rule in self.rules:
-            if rule.applies(risk, direction, scene, score):
+        # Rules are matched per finding on the hot path: index them by (risk, direction, scene) once.
+        key = (risk, direction, scene)
+        candidates = self._index.get(key)
+        if candidates is None:
+            candidates = tuple(
+                r for r in self.rules
+                if (r.direction in ("both", direction))
+                and (r.scenes is None or scene in r.scenes)
+                and any(taxonomy.matches(sel, risk) for sel in r.risks)
+            )
+            self._index[key] = candidates
+        for rule in candidates:
+            if score >= rule.min_score:
                 return rule
         return None
 
