@@ -11,10 +11,10 @@ import pytest
 pytest.importorskip("torch", reason="torch not installed (pip install 'hegui[guard-local]')")
 pytest.importorskip("transformers", reason="transformers not installed (pip install 'hegui[guard-local]')")
 
-from hegui.detectors.base import DetectorError  # noqa: E402
-from hegui.detectors.guard import GuardConfig, HFLocalBackend, detector_for, make_backend  # noqa: E402
-from hegui.errors import ConfigError  # noqa: E402
-from hegui.text import normalize  # noqa: E402
+from hegui.detectors.base import DetectorError
+from hegui.detectors.guard import GuardConfig, HFLocalBackend, detector_for, make_backend
+from hegui.errors import ConfigError
+from hegui.text import normalize
 
 VOCAB = {"[PAD]": 0, "[UNK]": 1, "[EOS]": 2, "Safety:Unsafe": 3, "Categories:Violent": 4, "hello": 5,
          "<guard>": 6, "你": 7, "好": 8}
@@ -80,7 +80,7 @@ def test_generate_and_parse_end_to_end(backend: HFLocalBackend) -> None:
 def test_unparseable_generation_fails_closed(backend: HFLocalBackend) -> None:
     backend.model.generation_config.suppress_tokens = _only(5)
     try:
-        with pytest.raises(DetectorError, match="hf_local.*no 'Safety:' line"):
+        with pytest.raises(DetectorError, match=r"hf_local.*no 'Safety:' line"):
             detector_for(backend).detect(normalize("你 好"))
     finally:
         backend.model.generation_config.suppress_tokens = _only(3)

@@ -163,10 +163,13 @@ def eval_detector(
         None, "--classifier-model", help="Use this classifier model instead of the configured one."),
     source: list[str] = typer.Option([], "--source", help="Only rows of this source (repeatable)."),
     slowest: int = typer.Option(10, "--slowest", min=0, help="How many of the slowest cases to list."),
+    flagged_at: str = typer.Option(
+        "flag", "--flagged-at", help="Least severe action that counts as flagged: flag, mask, refuse or block."),
 ) -> None:
     """Measure detectors on labelled data: precision, recall, F1, FPR per source, kind and risk.
 
-    A row counts as flagged when the moderator's verdict is not "allow".
+    A row counts as flagged when the moderator's verdict is at least --flagged-at (default: anything
+    but "allow").
     """
     from rich.console import Console
     from rich.table import Table
@@ -179,6 +182,14 @@ def eval_detector(
     console = Console()
     if direction not in ("auto", "input", "output"):
         raise UserError(f"--direction: expected auto, input or output, got {direction!r}")
+    from hegui.policy import Action
+
+    try:
+        min_action = Action(flagged_at)
+    except ValueError:
+        raise UserError(f"--flagged-at: expected flag, mask, refuse or block, got {flagged_at!r}") from None
+    if min_action is Action.ALLOW:
+        raise UserError("--flagged-at: allow would count every row as flagged")
     cfg = load_config(config)
     only = [d.strip() for d in detectors.split(",") if d.strip()] if detectors else None
     if only is not None:
@@ -211,12 +222,15 @@ def eval_detector(
         t0 = time.perf_counter()
         verdict = moderator.check(ex.text, direction=d, scene=scene)  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0
-        return Outcome(flagged=verdict.action.value != "allow", risks=tuple(f.risk for f in verdict.findings),
+        return Outcome(flagged=verdict.action.severity >= min_action.severity, risks=tuple(f.risk for f in verdict.findings),
                        seconds=seconds, detector_ms=dict(verdict.timings_ms), action=verdict.action.value,
                        failed=tuple(verdict.failed_detectors))
 
+    # first calls pay one-time set-up (dictionaries, caches); keep it out of the per-case times
+    moderator.check("预热 warm-up", direction="input", scene=scene)
     result = _eval_progress(console, examples, judge, slowest)
     result["detectors"] = names
+    result["flagged_at"] = min_action.value
     result["data"] = str(data)
     _print_metrics(console, f"{data.name}: {', '.join(names)}", result, ("source", "kind", "risk"))
     c = result["confusion"]["matrix"]
