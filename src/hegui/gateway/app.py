@@ -8,7 +8,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING
 
 import httpx
 from starlette.applications import Starlette
@@ -25,6 +25,9 @@ from hegui.gateway.metrics import GatewayMetrics
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
+
+if TYPE_CHECKING:
+    from hegui.ledger.store import Ledger
 
 log = logging.getLogger("hegui.gateway")
 
@@ -104,7 +107,7 @@ def check_upstreams(cfg: HeguiConfig) -> None:
         raise ConfigError(f"{cfg.source}: upstreams: at least one upstream is needed")
 
 
-def open_ledger(cfg: HeguiConfig) -> Any:
+def open_ledger(cfg: HeguiConfig) -> Ledger:
     from hegui.ledger.store import Ledger
 
     return Ledger.from_config(cfg)
@@ -114,7 +117,7 @@ def create_app(
     cfg: HeguiConfig,
     *,
     moderator: Moderator | None = None,
-    ledger: Any = None,
+    ledger: Ledger | None = None,
     metrics: GatewayMetrics | None = None,
 ) -> Starlette:
     """Build the gateway for ``cfg``. ``moderator`` and ``ledger`` default to ones built from ``cfg``;
@@ -145,9 +148,7 @@ def create_app(
         finally:
             await client.aclose()
             if owns_ledger:
-                close = getattr(ledger, "close", None)
-                if callable(close):
-                    close()
+                ledger.close()
 
     app = Starlette(
         routes=[

@@ -7,18 +7,20 @@ config or its environment variable and is compared in constant time.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import os
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 
 from hegui.gateway.config import GatewayConfig
 from hegui.gateway.errors import GatewayError, unauthorized
+
+if TYPE_CHECKING:
+    from hegui.ledger.store import Ledger
 
 
 @dataclass(frozen=True)
@@ -41,7 +43,7 @@ def bearer_token(request: Request) -> str:
 
 
 class KeyAuth:
-    def __init__(self, ledger: Any, cfg: GatewayConfig) -> None:
+    def __init__(self, ledger: Ledger, cfg: GatewayConfig) -> None:
         self._ledger = ledger
         self._ttl = cfg.auth_cache_seconds
         self._cache: dict[bytes, tuple[float, Principal]] = {}
@@ -70,23 +72,16 @@ class KeyAuth:
         return principal
 
     async def _lookup(self, token: str) -> Principal:
-        alookup = getattr(self._ledger, "alookup_api_key", None)
         try:
-            if alookup is not None:
-                key = await alookup(token)
-            else:
-                key = await asyncio.to_thread(self._ledger.lookup_api_key, token)
+            key = await self._ledger.alookup_api_key(token)
         except Exception:
             raise GatewayError(503, "cannot check the API key: the ledger is unavailable",
                                type="hegui_unavailable", code="ledger_unavailable") from None
-        if key is None or getattr(key, "revoked", False):
+        if key is None or key.revoked:
             raise unauthorized("invalid API key")
-        return Principal(
-            key_id=str(key.id),
-            account_id=str(key.account_id) if getattr(key, "account_id", None) is not None else None,
-            admin=bool(getattr(key, "admin", False)),
-            scene=getattr(key, "scene", None),
-        )
+        # a scene bound to the key's account wins over the request header (when the ledger has one)
+        return Principal(key_id=key.id, account_id=key.account_id, admin=key.admin,
+                         scene=getattr(key, "scene", None))
 
     def forget(self) -> None:
         self._cache.clear()

@@ -36,6 +36,7 @@ from hegui.policy import Action, Direction
 
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
+    from hegui.ledger.store import Ledger
 
 log = logging.getLogger("hegui.gateway")
 
@@ -79,7 +80,7 @@ class Call:
 class Gateway:
     """State shared by the routes of one app: config, moderator, ledger, upstreams, metrics."""
 
-    def __init__(self, cfg: HeguiConfig, moderator: Moderator, ledger: Any, router: UpstreamRouter,
+    def __init__(self, cfg: HeguiConfig, moderator: Moderator, ledger: Ledger, router: UpstreamRouter,
                  metrics: GatewayMetrics) -> None:
         self.cfg = cfg
         self.gw = cfg.gateway
@@ -488,7 +489,7 @@ def _collect(task: asyncio.Future[None]) -> None:
         log.error("a decision record written in the background failed: %s", task.exception())
 
 
-def create_key(ledger: Any, account: str, name: str) -> tuple[str, dict[str, Any]]:
+def create_key(ledger: Ledger, account: str, name: str) -> tuple[str, dict[str, Any]]:
     """A new key for the account ``account`` (created if it does not exist yet). The plaintext key
     is returned this once; the ledger keeps only its hash."""
     account_id = ledger.ensure_account(account, name=account)
