@@ -226,3 +226,9 @@ def test_a_slow_reader_gets_a_long_answer_whole(env: Env) -> None:
 
                 received.append(json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
     assert "".join(received) == text
+
+
+def test_stream_usage_is_passed_on(env: Env) -> None:
+    chunks = list(env.chat("plain", "/say 用量统计", stream=True, stream_options={"include_usage": True}))
+    usage = chunks[-1].usage
+    assert usage is not None and usage.completion_tokens == len(tokenize("用量统计"))

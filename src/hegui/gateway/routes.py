@@ -620,6 +620,7 @@ class OutputStream:
     async def body(self) -> AsyncGenerator[bytes, None]:
         gw = self.gw
         finish_reason = "stop"
+        usage: dict[str, Any] | None = None  # sent by upstreams asked for stream_options.include_usage
         deadline = time.monotonic() + gw.gw.request_timeout
         if self.call.chat:
             yield protocol.sse(self.chunk("", role=True))
@@ -633,6 +634,8 @@ class OutputStream:
                     reason = protocol.chunk_finish_reason(upchunk)
                     if reason:
                         finish_reason = reason
+                    if isinstance(upchunk.get("usage"), dict):
+                        usage = upchunk["usage"]
                 text = "".join(protocol.chunk_text(upchunk) for upchunk in batch)
                 if text:
                     if self.unchecked:
@@ -682,6 +685,8 @@ class OutputStream:
         verdict = self.overall()
         last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream)
         last["hegui"]["label"] = self.gw.labeler.implicit(self.delivered).as_dict()
+        if usage is not None:
+            last["usage"] = usage
         if self.upstream_error:
             last["hegui"]["error"] = {"type": "upstream_error", "message": self.upstream_error}
         yield protocol.sse(last)
