@@ -185,10 +185,10 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
                     yield protocol.sse(protocol.text_chunk(cid, model, created, "", "stop"))
                 options = body.get("stream_options")
                 if isinstance(options, dict) and options.get("include_usage"):
-                    usage: dict[str, Any] = {"id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
-                             "created": created, "model": model, "choices": [],
-                             "usage": usage_for(prompt, script.text)}
-                    yield protocol.sse(usage)
+                    yield protocol.sse({
+                        "id": cid, "object": "chat.completion.chunk" if chat else "text_completion",
+                        "created": created, "model": model, "choices": [], "usage": usage_for(prompt, script.text),
+                    })
                 yield protocol.SSE_DONE
                 finished = True
             finally:
