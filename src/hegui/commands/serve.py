@@ -16,6 +16,7 @@ from hegui.errors import UserError
 DEMO_KEY = "sk-hegui-demo"
 DEMO_ADMIN_KEY = "sk-hegui-demo-admin"
 DEMO_ACCOUNT = "acc_demo"
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
 def _check_port(host: str, port: int) -> None:
@@ -49,6 +50,8 @@ def serve(
     """Run the OpenAI-compatible gateway: moderation on inputs and streamed outputs, a ledger record per check."""
     import uvicorn
 
+    if log_level not in LOG_LEVELS:
+        raise UserError(f"--log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     cfg = _load(config)
     host = host or cfg.gateway.host
     port = cfg.gateway.port if port is None else port
