@@ -380,7 +380,7 @@ class Gateway:
 
     async def models(self, request: Request) -> Response:
         await self.auth.authenticate(request)
-        data = [model_object(name) for name in self.router.model_names()]
+        data = [model_object(name) for name in await self.router.model_names()]
         return JSONResponse({"object": "list", "data": data})
 
     async def model(self, request: Request) -> Response:

@@ -73,6 +73,8 @@ class Upstream(Protocol):
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> OpenStream: ...
 
+    async def list_models(self) -> list[str]: ...
+
 
 def _error_body(resp_body: bytes, status: int) -> dict[str, Any]:
     try:
@@ -242,6 +244,19 @@ class HTTPUpstream:
         resp = await self._send(path, body, stream=True)
         return HTTPStream(self.name, resp)
 
+    async def list_models(self) -> list[str]:
+        """The upstream's own ``GET /models`` (its ids), or nothing when it cannot say."""
+        try:
+            resp = await self._client.get(self.config.base_url + "/models", headers=self._headers,
+                                          timeout=httpx.Timeout(min(self.config.timeout, 5.0),
+                                                                connect=self.config.connect_timeout))
+            data = resp.json().get("data") if resp.status_code == 200 else None
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return []
+        if not isinstance(data, list):
+            return []
+        return [str(m["id"]) for m in data if isinstance(m, dict) and isinstance(m.get("id"), str)]
+
 
 class DemoStream:
     def __init__(self, upstream: str, chunks: AsyncIterator[dict[str, Any]]) -> None:
@@ -318,6 +333,12 @@ class DemoUpstream:
 
         return DemoStream(self.name, chunks())
 
+    async def list_models(self) -> list[str]:
+        return [demo_upstream.DEMO_MODEL]
+
+
+MODEL_CACHE_SECONDS = 60.0
+
 
 @dataclass
 class Attempt:
@@ -349,18 +370,28 @@ class UpstreamRouter:
         ]
         self._on_failure = on_failure
         self._on_success = on_success
+        self._model_cache: dict[str, tuple[float, list[str]]] = {}
 
     def candidates(self, model: str) -> list[Upstream]:
         return [u for u in self.upstreams if any(fnmatch.fnmatchcase(model, pat) for pat in u.config.models)]
 
-    def model_names(self) -> list[str]:
+    async def model_names(self) -> list[str]:
+        """Plain names from ``models``; for glob patterns, the upstream's own models that match them
+        (asked at most once a minute per upstream)."""
         names: list[str] = []
+        now = time.monotonic()
         for u in self.upstreams:
-            for pat in u.config.models:
-                if not any(ch in pat for ch in "*?[") and pat not in names:
-                    names.append(pat)
-            if u.config.is_demo and demo_upstream.DEMO_MODEL not in names:
-                names.append(demo_upstream.DEMO_MODEL)
+            globs = [p for p in u.config.models if any(ch in p for ch in "*?[")]
+            found = [p for p in u.config.models if p not in globs]
+            if globs:
+                cached = self._model_cache.get(u.name)
+                if cached is None or cached[0] < now:
+                    cached = (now + MODEL_CACHE_SECONDS, await u.list_models())
+                    self._model_cache[u.name] = cached
+                found += [m for m in cached[1] if any(fnmatch.fnmatchcase(m, p) for p in globs)]
+            for name in found:
+                if name not in names:
+                    names.append(name)
         return names
 
     async def _try(self, model: str, call: Callable[[Upstream], Awaitable[T]]) -> tuple[Upstream, T]:
