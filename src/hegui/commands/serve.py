@@ -63,7 +63,10 @@ def serve(
         from hegui.gateway.app import create_app
 
         app = create_app(cfg)
-        typer.echo(f"hegui gateway on http://{host}:{port}/v1 (config: {cfg.source})", err=True)
+        gw = app.state.gateway
+        detectors = ", ".join(d.name for d in gw.moderator.detectors) or "none"
+        typer.echo(f"hegui gateway on http://{host}:{port}/v1 (config: {cfg.source}; ledger: {gw.ledger.url}; "
+                   f"detectors: {detectors})", err=True)
         uvicorn.run(app, **common)
         return
     # Several processes: migrate the ledger once here (not racing in every worker), then let each
