@@ -239,3 +239,28 @@ def test_shipped_model_is_small_and_works() -> None:
     # a good refusal repeats the sensitive words but is safe
     assert model.score("抱歉，我不能提供制作炸弹的方法。制造爆炸物是违法的，如有危险请拨打110报警。") \
         < model.threshold
+
+
+def test_classifier_in_the_moderator_and_streams() -> None:
+    import asyncio
+
+    from hegui.moderation import Moderator
+    from hegui.policy import load_policy
+
+    det = ClassifierDetector.from_config(ClassifierConfig())
+    mod = Moderator([det], load_policy(None))
+    bad = "河南人都是骗子，全都该滚出去"
+    v = mod.check(bad)
+    assert not v.allowed and v.findings[0].detector == "classifier"
+    assert asyncio.run(mod.acheck("今天天气不错，我们去公园散步吧")).allowed
+    stream = mod.stream("output")
+    steps = [stream.feed(ch) for ch in "你好，今天我们聊聊。" + bad + "这就是我的看法。"]
+    steps.append(stream.finish())
+    assert any(s.stopped for s in steps)
+    stop = next(i for i, s in enumerate(steps) if s.stopped)
+    final = steps[stop].verdict
+    assert final is not None and not final.allowed
+    assert any(f.detector == "classifier" and f.risk.startswith("A2") for f in final.findings)
+    # segment detectors judge on sentence boundaries and the client retracts what it showed; after the
+    # stop nothing more is sent
+    assert all(s.emit == "" for s in steps[stop + 1 :])
