@@ -9,7 +9,7 @@ they agree).
 
 from __future__ import annotations
 
-import re
+import math
 import unicodedata
 from collections.abc import Callable, Sequence
 from itertools import repeat
@@ -17,12 +17,10 @@ from itertools import repeat
 import numpy as np
 import numpy.typing as npt
 
-_WS = re.compile(r"\s+")
-
 
 def preprocess(text: str) -> str:
     """NFKC, lower case, whitespace runs → one space: the same for training and inference."""
-    return _WS.sub(" ", unicodedata.normalize("NFKC", text).lower()).strip()
+    return " ".join(unicodedata.normalize("NFKC", text).lower().split())
 
 
 def make_analyzer(ngram_range: tuple[int, int]) -> Callable[[str], list[str]]:
@@ -41,6 +39,8 @@ def make_analyzer(ngram_range: tuple[int, int]) -> Callable[[str], list[str]]:
 
 _BITS = 21  # every code point + 1 fits in 21 bits, so up to three characters pack exactly into a uint64
 _MAX_PACKED_N = 3
+_SHIFT = np.uint64(_BITS)
+_ONE = np.uint64(1)
 
 
 def pack_gram(gram: str) -> int:
@@ -86,38 +86,37 @@ class Featurizer:
     def __len__(self) -> int:
         return len(self.vocab)
 
-    def _ids_packed(self, text: str) -> npt.NDArray[np.int64]:
+    def _ids_packed(self, text: str) -> npt.NDArray[np.intp]:
         s = preprocess(text)
-        c = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64) + np.uint64(1)
+        c = np.frombuffer(s.encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
+        c += _ONE
         lo, hi = self.ngram_range
-        parts = []
-        for n in range(lo, hi + 1):
-            if len(c) < n:
-                break
-            k = c[: len(c) - n + 1].copy()
-            for j in range(1, n):
-                k = (k << np.uint64(_BITS)) | c[j : len(c) - n + 1 + j]
-            parts.append(k)
-        if not parts or len(self._keys) == 0:
-            return np.zeros(0, dtype=np.int64)
-        keys = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        parts = [c] if lo == 1 else []
+        k = c
+        for n in range(2, hi + 1):
+            # the n-gram keys extend the (n-1)-gram keys by one character
+            k = (k[:-1] << _SHIFT) | c[n - 1 :]
+            if n >= lo:
+                parts.append(k)
+        if len(self._keys) == 0:
+            return np.zeros(0, dtype=np.intp)
+        keys = np.concatenate(parts)
         pos = np.searchsorted(self._keys, keys)
-        pos[pos == len(self._keys)] = 0
-        hit = self._keys[pos] == keys
-        return self._order[pos[hit]].astype(np.int64, copy=False)
+        np.minimum(pos, len(self._keys) - 1, out=pos)
+        return self._order[pos[self._keys[pos] == keys]]
 
-    def _ids_dict(self, text: str) -> npt.NDArray[np.int64]:
+    def _ids_dict(self, text: str) -> npt.NDArray[np.intp]:
         grams = self._analyze(text)
-        ids = np.fromiter(map(self.index.get, grams, repeat(-1)), dtype=np.int64, count=len(grams))
+        ids = np.fromiter(map(self.index.get, grams, repeat(-1)), dtype=np.intp, count=len(grams))
         return ids[ids >= 0]
 
-    def transform_one(self, text: str) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.float32]]:
+    def transform_one(self, text: str) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.float64]]:
         ids = self._ids_packed(text) if self.packed else self._ids_dict(text)
         if ids.size == 0:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+            return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.float64)
         ind, n = np.unique(ids, return_counts=True)
-        val = ((1.0 + np.log(n.astype(np.float32))) * self.idf[ind]).astype(np.float32, copy=False)
-        norm = float(np.sqrt(np.dot(val, val)))
+        val = (1.0 + np.log(n)) * self.idf[ind]
+        norm = math.sqrt(float(np.dot(val, val)))
         if norm > 0:
             val /= norm
         return ind, val

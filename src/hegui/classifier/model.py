@@ -88,13 +88,13 @@ class RiskModel:
     def score(self, text: str) -> float:
         return self.calibrate(self.decision(text))
 
-    def score_vector(self, ind: npt.NDArray[np.int64], val: npt.NDArray[np.float32]) -> float:
+    def score_vector(self, ind: npt.NDArray[np.intp], val: npt.NDArray[np.floating[Any]]) -> float:
         return self.calibrate(float(np.dot(self.coef[ind], val)) + self.intercept)
 
-    def top_risk(self, ind: npt.NDArray[np.int64], val: npt.NDArray[np.float32]) -> tuple[str, float]:
+    def top_risk(self, ind: npt.NDArray[np.intp], val: npt.NDArray[np.floating[Any]]) -> tuple[str, float]:
         if not self.codes:
             return DEFAULT_RISK, 0.0
-        logits = self.code_coef[:, ind].astype(np.float32) @ val + self.code_intercept
+        logits = self.code_coef[:, ind] @ val + self.code_intercept
         k = int(np.argmax(logits))
         ex = np.exp(logits - logits[k])
         return to_risk_code(self.codes[k]), float(ex[k] / ex.sum())
