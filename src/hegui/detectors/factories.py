@@ -38,8 +38,12 @@ def injection(cfg: HeguiConfig) -> Detector | None:
 
 
 def classifier(cfg: HeguiConfig) -> Detector | None:
-    return None
+    from hegui.detectors.classifier import build
+
+    return build(cfg)
 
 
 def guard(cfg: HeguiConfig) -> Detector | None:
-    return None
+    from hegui.detectors.guard import build
+
+    return build(cfg)
