@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hegui.config import HeguiConfig, load_config
 from hegui.errors import ConfigError
 from hegui.gateway.errors import GatewayError
+from hegui.gateway.images import ImageGenerations
 from hegui.gateway.metrics import GatewayMetrics
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
@@ -34,7 +35,8 @@ log = logging.getLogger("hegui.gateway")
 CONFIG_ENV = "HEGUI_CONFIG"
 
 ROUTES = (
-    "/v1/chat/completions", "/v1/completions", "/v1/models", "/v1/moderations", "/healthz", "/readyz",
+    "/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/models", "/v1/moderations",
+    "/healthz", "/readyz",
     "/metrics", "/admin/keys", "/admin/reload",
 )
 
@@ -154,6 +156,7 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", gw.chat_completions, methods=["POST"]),
             Route("/v1/completions", gw.completions, methods=["POST"]),
+            Route("/v1/images/generations", ImageGenerations(gw).handle, methods=["POST"]),
             Route("/v1/models", gw.models, methods=["GET"]),
             Route("/v1/models/{model:path}", gw.model, methods=["GET"]),
             Route("/v1/moderations", gw.moderations, methods=["POST"]),

@@ -13,6 +13,14 @@ Prompt commands (on the last user message, and they chain: ``/sleep 2 /say hi``)
 - ``/sleep S REST``: wait ``S`` seconds before answering REST.
 - ``/status CODE REST``: fail with HTTP ``CODE`` and an OpenAI-style error body.
 - anything else: a fixed Chinese answer quoting the start of the prompt.
+
+``POST /v1/images/generations`` draws deterministic PNGs (a four-colour gradient and a few discs,
+seeded by the prompt): ``size`` ``WxH`` (default 256x256), ``n`` 1-10, ``output_format`` png
+(default), jpeg or webp, ``response_format`` ``b64_json`` (default) or ``url`` (served by the demo
+itself at ``/images/<id>.<format>``). ``/sleep`` and
+``/status`` work as above; image-only commands (after them): ``/broken-image`` (a truncated PNG),
+``/garbled-image`` (a PNG whose chunks are intact but whose pixel data is not), ``/foreign-url`` (a
+URL on another host).
 """
 
 from __future__ import annotations
@@ -20,8 +28,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import hashlib
+import io
 import re
 import time
+import uuid
+import zlib
+from collections import OrderedDict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -135,14 +148,136 @@ def error_body(status: int, message: str) -> dict[str, Any]:
     return {"error": {"message": message, "type": "demo_error", "code": str(status), "param": None}}
 
 
+# -- images ---------------------------------------------------------------------------------------
+
+DEMO_IMAGE_SIZE = (256, 256)
+MAX_DEMO_SIDE = 2048
+MAX_DEMO_IMAGES = 10
+_IMAGE_COMMAND = re.compile(r"^/(broken-image|garbled-image|foreign-url)(?:\s|$)")
+_SKIP_COMMAND = re.compile(r"^/(sleep|status)\s+\S+\s*")
+FOREIGN_IMAGE_BASE = "http://images.invalid"
+
+
+class ImageStore:
+    """The last images made for ``response_format: url``, by id (bounded: the demo is long-running)."""
+
+    def __init__(self, limit: int = 64) -> None:
+        self.limit = limit
+        self._images: OrderedDict[str, bytes] = OrderedDict()
+
+    def put(self, data: bytes) -> str:
+        image_id = uuid.uuid4().hex
+        self._images[image_id] = data
+        while len(self._images) > self.limit:
+            self._images.popitem(last=False)
+        return image_id
+
+    def get(self, image_id: str) -> bytes | None:
+        return self._images.get(image_id)
+
+
+IN_PROCESS_STORE = ImageStore()
+"""Images of the in-process demo (``base_url: demo``), named ``demo://demo/images/<id>.<format>``."""
+IN_PROCESS_IMAGE_BASE = "demo://demo"
+
+
+def parse_size(size: Any) -> tuple[int, int]:
+    if size in (None, "auto"):
+        return DEMO_IMAGE_SIZE
+    m = re.fullmatch(r"(\d{1,5})x(\d{1,5})", size) if isinstance(size, str) else None
+    if m is None:
+        raise ValueError(f"size must look like 256x256, not {size!r}")
+    w, h = int(m.group(1)), int(m.group(2))
+    if not (16 <= w <= MAX_DEMO_SIDE and 16 <= h <= MAX_DEMO_SIDE):
+        raise ValueError(f"size {size}: each side must be 16-{MAX_DEMO_SIDE} pixels")
+    return w, h
+
+
+def demo_image(prompt: str, size: tuple[int, int], index: int = 0, fmt: str = "png") -> bytes:
+    """An image (``fmt``: png, jpeg or webp) that depends only on (prompt, size, index): four corner
+    colours blended, and discs."""
+    from PIL import Image, ImageDraw
+
+    seed = hashlib.sha256(f"{index}\x00{prompt}".encode()).digest()
+    corners = Image.new("RGB", (2, 2))
+    corners.putdata([(seed[i], seed[i + 1], seed[i + 2]) for i in range(0, 12, 3)])
+    img = corners.resize(size, Image.Resampling.BILINEAR)
+    draw = ImageDraw.Draw(img)
+    w, h = size
+    for k in range(4):
+        b = seed[12 + 5 * k : 17 + 5 * k]
+        cx, cy, r = b[0] * w // 256, b[1] * h // 256, (8 + b[2] % 56) * min(w, h) // 256
+        draw.ellipse((cx - r, cy - r, cx + r, cy + r), fill=(b[3], b[4], b[2]))
+    buf = io.BytesIO()
+    img.save(buf, format=fmt.upper())
+    return buf.getvalue()
+
+
+def garble_png(png: bytes) -> bytes:
+    """``png`` with its compressed pixel data replaced by junk, every chunk CRC still right."""
+    out = bytearray(png[:8])
+    pos = 8
+    while pos < len(png):
+        length = int.from_bytes(png[pos : pos + 4], "big")
+        ctype = png[pos + 4 : pos + 8]
+        body = png[pos + 8 : pos + 8 + length]
+        if ctype == b"IDAT":
+            body = hashlib.sha256(body).digest() * (len(body) // 32 + 1)
+            body = body[:length]
+        out += len(body).to_bytes(4, "big") + ctype + body + zlib.crc32(ctype + body).to_bytes(4, "big")
+        pos += 12 + length
+    return bytes(out)
+
+
+def image_command(prompt: str) -> str:
+    """The image-only command (``broken-image`` …) after any ``/sleep``/``/status``, or ``""``."""
+    rest = prompt
+    while (m := _SKIP_COMMAND.match(rest)) is not None:
+        rest = rest[m.end():]
+    found = _IMAGE_COMMAND.match(rest)
+    return found.group(1) if found else ""
+
+
+def images_response(body: dict[str, Any], store: ImageStore, url_base: str) -> dict[str, Any]:
+    """The ``/v1/images/generations`` answer for ``body``; ValueError for a bad request."""
+    prompt = body.get("prompt")
+    if not isinstance(prompt, str) or not prompt:
+        raise ValueError("prompt must be a non-empty string")
+    n = body.get("n") or 1
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_DEMO_IMAGES:
+        raise ValueError(f"n must be an integer from 1 to {MAX_DEMO_IMAGES}")
+    size = parse_size(body.get("size"))
+    fmt = body.get("response_format") or "b64_json"
+    if fmt not in ("b64_json", "url"):
+        raise ValueError("response_format must be 'b64_json' or 'url'")
+    output_format = body.get("output_format") or "png"
+    if output_format not in ("png", "jpeg", "webp"):
+        raise ValueError("output_format must be 'png', 'jpeg' or 'webp'")
+    command = image_command(prompt)
+    data: list[dict[str, Any]] = []
+    for index in range(n):
+        png = demo_image(prompt, size, index, output_format)
+        if command == "broken-image":
+            png = png[: len(png) // 2]
+        elif command == "garbled-image":
+            png = garble_png(png)
+        if fmt == "b64_json":
+            data.append({"b64_json": base64.b64encode(png).decode("ascii")})
+        else:
+            base = FOREIGN_IMAGE_BASE if command == "foreign-url" else url_base
+            data.append({"url": f"{base}/images/{store.put(png)}.{output_format}"})
+    return {"created": int(time.time()), "data": data, "output_format": output_format}
+
+
 def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None) -> Starlette:
-    """The demo model as an OpenAI-compatible ASGI app (``/v1/chat/completions``, ``/v1/completions``).
+    """The demo model as an OpenAI-compatible ASGI app (``/v1/chat/completions``, ``/v1/completions``,
+    ``/v1/images/generations``).
 
     ``fail_status`` makes every completion fail with that status (to test failover).
     """
     delay = token_delay_ms / 1000.0
     # what the server did, for tests: streams started, completed, aborted (client went away), tokens sent
-    stats = {"streams": 0, "completed": 0, "aborted": 0, "tokens": 0}
+    stats = {"streams": 0, "completed": 0, "aborted": 0, "tokens": 0, "images": 0, "image_fetches": 0}
 
     async def completions(request: Request, chat: bool) -> Response:
         try:
@@ -210,11 +345,44 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
+    store = ImageStore()
+
+    async def images(request: Request) -> Response:
+        try:
+            body = await request.json()
+            if not isinstance(body, dict):
+                raise ValueError("request body must be a JSON object")
+            script = script_for(str(body.get("prompt", "")))
+        except ValueError as exc:
+            return JSONResponse(error_body(400, str(exc)), status_code=400)
+        if fail_status is not None:
+            return JSONResponse(error_body(fail_status, "demo upstream told to fail"), status_code=fail_status)
+        if script.sleep:
+            await asyncio.sleep(script.sleep)
+        if script.status is not None:
+            return JSONResponse(error_body(script.status, "demo upstream told to fail"), status_code=script.status)
+        stats["images"] += 1
+        try:
+            answer = await asyncio.to_thread(images_response, body, store, str(request.base_url).rstrip("/"))
+        except ValueError as exc:
+            return JSONResponse(error_body(400, str(exc)), status_code=400)
+        return JSONResponse(answer)
+
+    async def image_file(request: Request) -> Response:
+        data = store.get(request.path_params["image_id"])
+        ext = request.path_params["ext"]
+        if data is None or ext not in ("png", "jpeg", "webp"):
+            return JSONResponse(error_body(404, "no such image (the demo keeps the last 64)"), status_code=404)
+        stats["image_fetches"] += 1
+        return Response(data, media_type="image/" + ext)
+
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/completions", text_completions, methods=["POST"]),
             Route("/v1/models", models, methods=["GET"]),
+            Route("/v1/images/generations", images, methods=["POST"]),
+            Route("/images/{image_id:str}.{ext:str}", image_file, methods=["GET"]),
             Route("/healthz", healthz, methods=["GET"]),
         ]
     )

@@ -39,6 +39,8 @@ from hegui.labeling.fonts import resolve_font
 from hegui.labeling.metadata import LabelFormatError
 
 if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     from hegui.config import HeguiConfig
     from hegui.labeling.metadata import AIGCLabel
     from hegui.labeling.watermark import WatermarkReading
@@ -679,14 +681,41 @@ def label_image(
 
     Writes ``dst`` (format from its suffix) atomically and returns the final, signed label.
     """
-    from hegui.labeling.signing import load_signing_key, sign
-
     src, dst = Path(src), Path(dst)
     kind = kind_for_output(dst)
-    data = read_input(src)
-    source = _open(data, str(src))
+    out, final = label_image_bytes(
+        read_input(src), cfg, label, kind=kind, explicit=explicit, name=str(src), out_name=str(dst)
+    )
+    write_bytes_atomic(dst, out)
+    return final
+
+
+def label_image_bytes(
+    data: bytes,
+    cfg: HeguiConfig,
+    label: AIGCLabel,
+    *,
+    kind: ImageKind | None = None,
+    explicit: bool | None = None,
+    signing_key: Ed25519PrivateKey | Literal["config"] | None = "config",
+    name: str = "image",
+    out_name: str | None = None,
+) -> tuple[bytes, AIGCLabel]:
+    """:func:`label_image` in memory: the labelled image bytes and the final, signed label.
+
+    ``kind``: output format, default the input's own (PNG stays PNG …). ``signing_key``: a key
+    loaded once by a caller labelling many images (the gateway), or ``"config"`` to load
+    ``labeling.signing_key`` now. ``name``/``out_name`` only name the image in error messages.
+    Broken input raises :class:`LabelFormatError`.
+    """
+    from hegui.labeling.signing import load_signing_key, sign
+
+    out_name = out_name or name
+    source = _open(data, name)
+    if kind is None:
+        kind = sniff(data, name)
     if getattr(source, "n_frames", 1) > 1:
-        raise LabelFormatError(f"{src}: animated images are not supported; label them as video")
+        raise LabelFormatError(f"{name}: animated images are not supported; label them as video")
     img = ImageOps.exif_transpose(source) or source
     conf = cfg.labeling.image
     if cfg.labeling.explicit if explicit is None else explicit:
@@ -707,16 +736,16 @@ def label_image(
         digest = pixel_digest(img)
     else:
         # Lossy formats change the pixels on encoding: sign what a reader will decode.
-        digest = content_digest_bytes(encoded, str(dst))
-    final = sign(label, digest, load_signing_key(cfg))
+        digest = content_digest_bytes(encoded, out_name)
+    key = load_signing_key(cfg) if isinstance(signing_key, str) else signing_key
+    final = sign(label, digest, key)
     final.validate()
-    out = embed_label(encoded, final.to_json(), str(dst))
+    out = embed_label(encoded, final.to_json(), out_name)
     if cfg.labeling.c2pa.enabled:
         from hegui.labeling.c2pa_manifest import sign_bytes
 
-        out = sign_bytes(out, kind, final, cfg, dst.name)
-    write_bytes_atomic(dst, out)
-    return final
+        out = sign_bytes(out, kind, final, cfg, Path(out_name).name)
+    return out, final
 
 
 def explicit_label_in_file(path: Path, cfg: HeguiConfig) -> bool:
