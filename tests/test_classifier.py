@@ -264,3 +264,33 @@ def test_classifier_in_the_moderator_and_streams() -> None:
     # segment detectors judge on sentence boundaries and the client retracts what it showed; after the
     # stop nothing more is sent
     assert all(s.emit == "" for s in steps[stop + 1 :])
+
+
+def test_recipe_trains_on_data_plus_handwritten_rows(tmp_path: Path) -> None:
+    from hegui.classifier import recipe
+
+    data = tmp_path / "pool.jsonl"
+    data.write_text("".join(json.dumps({"text": e.text, "label": e.label, "source": "pool"}, ensure_ascii=False)
+                            + "\n" for e in synthetic(60)), encoding="utf-8")
+    out = tmp_path / "model.npz"
+    assert recipe.main(["--data", str(data), "-o", str(out), "--skip-heldout"]) == 0
+    model = RiskModel.load(out)
+    assert model.meta["model_id"] == "risk_zh"
+    assert model.meta["training"]["sources"]["pool"] == 60
+    assert model.meta["training"]["sources"]["hegui_handwritten"] == sum(
+        1 for p in recipe.training_files() for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+    assert recipe.main(["--data", str(tmp_path / "missing.jsonl"), "-o", str(out)]) == 2
+
+
+def test_handwritten_rows_are_valid_and_balanced() -> None:
+    from hegui.classifier import recipe
+
+    rows = load_examples(recipe.training_files())
+    assert len(rows) >= 500
+    assert {e.source for e in rows} == {"hegui_handwritten"}
+    unsafe = [e for e in rows if e.label]
+    assert 0.3 < len(unsafe) / len(rows) < 0.7
+    # the risks the public data lacks are covered
+    covered = {c for e in unsafe for c in e.codes}
+    assert {"A1a", "A1b", "A1c", "A3a", "A3b", "A3c", "A3d", "A5a"} <= covered
+    assert len({e.text for e in rows}) == len(rows)
