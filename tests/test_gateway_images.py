@@ -236,3 +236,19 @@ def test_bad_requests(env: Env) -> None:
             model=MODEL, prompt="x")
     with pytest.raises(openai.NotFoundError):
         env.client.images.generate(model="no-such-model", prompt="x")
+
+
+def test_image_too_small_for_the_label_is_502_label_failed(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, {
+        "labeling": {"image": {"text": "本图片由人工智能生成合成", "height_ratio": 0.5}},
+        "upstreams": [{"name": "local", "base_url": "demo", "models": [LOCAL]}],
+    })
+    with ledger_for("sqlite", tmp_path, None) as ledger:
+        add_test_keys(ledger)
+        with serve(create_app(cfg, moderator=make_moderator({}), ledger=ledger)) as url:
+            client = openai.OpenAI(base_url=url + "/v1", api_key=TEST_KEY, max_retries=0)
+            with pytest.raises(openai.APIStatusError) as info:
+                client.images.generate(model=LOCAL, prompt="小图", size="64x64")
+    assert info.value.status_code == 502
+    error = info.value.response.json()["error"]
+    assert error["code"] == "label_failed" and "does not fit a 64×64 image" in error["message"]
