@@ -85,10 +85,11 @@ def test_eval_detector_limit_and_source_filter(tmp_path: Path) -> None:
     data = _write(tmp_path / "d.jsonl", ROWS)
     report = tmp_path / "r.json"
     result = runner.invoke(app, ["eval-detector", str(data), "--detectors", "classifier", "--source", "b",
-                                 "--limit", "2", "--report", str(report)])
+                                 "--limit", "2", "--slowest", "0", "--report", str(report)])
     assert result.exit_code == 0, result.output
     r = json.loads(report.read_text(encoding="utf-8"))
     assert r["overall"]["n"] == 2 and set(r["source"]) == {"b"}
+    assert r["slowest"] == []
 
 
 def test_eval_detector_with_a_guard_mock_config(tmp_path: Path) -> None:

@@ -94,6 +94,8 @@ class Evaluation:
         case = {"id": ex.id, "source": ex.source, "chars": n, "ms": round(out.seconds * 1000, 3),
                 "label": ex.label, "flagged": out.flagged}
         item = (out.seconds, self._seq, case)
+        if self.slowest_n <= 0:
+            return
         if len(self._slow) < self.slowest_n:
             heapq.heappush(self._slow, item)
         elif item[:2] > self._slow[0][:2]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -34,8 +35,9 @@ def _print_metrics(console: Console, title: str, report: dict[str, Any], groups:
     from rich.table import Table
 
     table = Table(title=title)
-    for col in ("group", "n", "precision", "recall", "F1", "FPR", "tp", "fp", "fn", "tn"):
-        table.add_column(col, justify="right" if col != "group" else "left")
+    table.add_column("group", no_wrap=True)
+    for col in ("n", "precision", "recall", "F1", "FPR", "tp", "fp", "fn", "tn"):
+        table.add_column(col, justify="right")
 
     def row(name: str, m: dict[str, Any]) -> None:
         table.add_row(name, str(m["n"]), f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
@@ -179,7 +181,8 @@ def eval_detector(
     from hegui.config import load_config
     from hegui.moderation import Moderator
 
-    console = Console()
+    # tables are wide; piped output (no terminal width to respect) gets room for them
+    console = Console() if sys.stdout.isatty() else Console(width=160)
     if direction not in ("auto", "input", "output"):
         raise UserError(f"--direction: expected auto, input or output, got {direction!r}")
     from hegui.policy import Action
