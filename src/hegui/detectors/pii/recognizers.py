@@ -9,6 +9,12 @@ with context. ``validate_result`` returning False drops the candidate.
 
 Every recognizer declares ``max_length``, the longest span it can match in normalised characters;
 the detector's hold-back is the largest of them.
+
+``scan`` tells the detector where a recognizer's matches can be, so that it need not run every
+regex over the whole text (see ``scan.py``): ``"segment"`` recognizers match only inside runs of
+:data:`~hegui.detectors.pii.scan.SEGMENT_CLASS` characters and every result holds an ASCII digit or
+a letter followed by a digit; ``"trigger"`` recognizers match only where one of their ``triggers``
+starts; ``"text"`` recognizers (the default, and custom ones) run over the whole text.
 """
 
 from __future__ import annotations
@@ -17,10 +23,11 @@ import datetime as dt
 import functools
 import ipaddress
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
+from hegui.detectors.pii.scan import Segment
 from hegui.detectors.pii.surnames import COMPOUND, SINGLE
 
 CONTEXT_BOOST = 0.35
@@ -82,6 +89,21 @@ class Recognizer:
     """Breaks ties between overlapping results of equal score (higher wins)."""
     flags: ClassVar[int] = 0
     """Built-in patterns are written in lower case: the detector lower-cases the text."""
+    scan: ClassVar[Literal["text", "segment", "trigger"]] = "text"
+    """Where matches can be (module docstring); a wrong claim here loses findings, so the detector's
+    tests compare every built-in recognizer with a whole-text scan."""
+    triggers: ClassVar[tuple[str, ...]] = ()
+    """``scan = "trigger"``: every pattern starts with one of these words."""
+    min_length: ClassVar[int] = 1
+    """``scan = "segment"``: shortest segment a result fits in (see :meth:`segment_may_match`)."""
+    min_run: ClassVar[int] = 0
+    """``scan = "segment"``: fewest consecutive ``\\d`` characters in a match."""
+    min_digits: ClassVar[int] = 0
+    """``scan = "segment"``: fewest ``\\d`` characters in a match."""
+    min_letters: ClassVar[int] = 0
+    """``scan = "segment"``: fewest ``a-z`` characters in a match."""
+    lead: ClassVar[int] = 0
+    """``scan = "segment"``: characters before a segment where a match may start (a plate's province)."""
 
     def __init__(self) -> None:
         self._compiled: list[tuple[Pattern, re.Pattern[str], tuple[str, ...], float]] = []
@@ -103,14 +125,53 @@ class Recognizer:
             return m.span("v")
         return m.span()
 
-    def _matches(self, regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
-        return regex.finditer(text)
+    def segment_may_match(self, text: str, seg: Segment) -> bool:
+        """``scan = "segment"``: can a result lie in (or, with ``lead``, end in) this segment?"""
+        return (
+            seg.end - seg.start >= self.min_length
+            and seg.longest_run >= self.min_run
+            and seg.digits >= self.min_digits
+            and seg.letters >= self.min_letters
+        )
 
-    def analyze(self, text: str, context_window: int) -> list[RecognizerResult]:
-        """Results over ``text`` (normalised and lower-cased), with spans in it."""
+    def _matches(
+        self,
+        regex: re.Pattern[str],
+        text: str,
+        windows: Sequence[tuple[int, int]] | None = None,
+        starts: Sequence[int] | None = None,
+    ) -> Iterator[re.Match[str]]:
+        if starts is not None:
+            # what finditer would find when matches can only begin at these positions
+            cursor = 0
+            for p in starts:
+                if p >= cursor:
+                    m = regex.match(text, p)
+                    if m is not None:
+                        yield m
+                        cursor = max(m.end(), p + 1)
+        elif windows is not None:
+            for pos, endpos in windows:
+                yield from regex.finditer(text, pos, endpos)
+        else:
+            yield from regex.finditer(text)
+
+    def analyze(
+        self,
+        text: str,
+        context_window: int,
+        windows: Sequence[tuple[int, int]] | None = None,
+        starts: Sequence[int] | None = None,
+    ) -> list[RecognizerResult]:
+        """Results over ``text`` (normalised and lower-cased), with spans in it.
+
+        ``windows`` (``(pos, endpos)`` pairs in text order, each starting where a whole-text scan
+        would not be inside a match) or ``starts`` (every position a match can begin at) restrict
+        the regex search; the results are the same as over the whole text when they cover every
+        match (the detector's scan guarantees that)."""
         best: dict[tuple[int, int], RecognizerResult] = {}
         for pattern, regex, words, ctx_score in self._compiled:
-            for m in self._matches(regex, text):
+            for m in self._matches(regex, text, windows, starts):
                 span = self.extract(text, m)
                 if span is None or span[0] >= span[1]:
                     continue
@@ -182,6 +243,8 @@ class ResidentIdRecognizer(Recognizer):
     kind = "CN_RESIDENT_ID"
     context = ("身份证", "证件号", "身份号码", "公民身份", "id card", "identity")
     prefilter = "[0-9]{6}"
+    scan = "segment"
+    min_length, min_run, min_digits = 15, 6, 15
     patterns = (
         Pattern(
             "id18",
@@ -261,6 +324,8 @@ class MobileRecognizer(Recognizer):
     kind = "CN_MOBILE"
     context = _PHONE_CONTEXT
     prefilter = "[0-9]{4}"
+    scan = "segment"
+    min_length, min_run, min_digits = 11, 4, 11
     patterns = (
         Pattern(
             "mobile",
@@ -280,6 +345,8 @@ class LandlineRecognizer(Recognizer):
     kind = "CN_LANDLINE"
     context = _PHONE_CONTEXT
     prefilter = "[0-9]{4}"
+    scan = "segment"
+    min_length, min_run, min_digits = 10, 4, 10  # 010 234 5678
     patterns = (
         Pattern(
             "landline",
@@ -321,6 +388,8 @@ class BankCardRecognizer(Recognizer):
     kind = "BANK_CARD"
     context = ("卡号", "银行卡", "信用卡", "储蓄卡", "借记卡", "账号", "帐号", "转账", "汇款", "开户", "card")
     prefilter = "[0-9]{4}"
+    scan = "segment"
+    min_length, min_run, min_digits = 16, 4, 16
     patterns = (
         Pattern("card", _starting("[1-9]", r"\d{15,18}" + _NDA), 0.9),
         # groups of four with one consistent separator: 6222 0212 3456 7890 123
@@ -349,6 +418,8 @@ class UsccRecognizer(Recognizer):
     kind = "CN_USCC"
     context = ("信用代码", "统一社会", "营业执照", "税号", "uscc")
     prefilter = "[0-9]{6}"
+    scan = "segment"
+    min_length, min_run, min_digits = 18, 6, 6
     patterns = (
         Pattern(
             "uscc",
@@ -393,7 +464,13 @@ class EmailRecognizer(Recognizer):
     max_length = EMAIL_HOLDBACK
     priority = 2
 
-    def _matches(self, regex: re.Pattern[str], text: str) -> Iterator[re.Match[str]]:
+    def _matches(
+        self,
+        regex: re.Pattern[str],
+        text: str,
+        windows: Sequence[tuple[int, int]] | None = None,
+        starts: Sequence[int] | None = None,
+    ) -> Iterator[re.Match[str]]:
         # search only around each "@": the local part is at most 64 characters before it, and
         # after the previous "@"
         prev = -1
@@ -422,6 +499,8 @@ class PassportRecognizer(Recognizer):
     kind = "PASSPORT"
     context = ("护照", "passport")
     prefilter = "[0-9]{6}"
+    scan = "segment"
+    min_length, min_run, min_digits, min_letters = 7, 6, 6, 1  # a123456
     patterns = (
         # Chinese passports: E/G + 8 digits, and the 2019+ E + letter + 7 digits
         Pattern("cn_passport", _starting("[eg]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.6),
@@ -438,6 +517,8 @@ class HkMoPermitRecognizer(Recognizer):
     kind = "HK_MO_PERMIT"
     context = ("通行证", "港澳", "回乡证", "香港", "澳门", "来往内地", "permit")
     prefilter = "[0-9]{6}"
+    scan = "segment"
+    min_length, min_run, min_digits, min_letters = 9, 7, 7, 1  # ca1234567
     patterns = (
         Pattern("hk_mo_permit", _starting("[cw]", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern("hk_mo_permit_new", _starting("c", r"[a-hj-np-z]\d{7}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
@@ -455,6 +536,8 @@ class TwPermitRecognizer(Recognizer):
     kind = "TW_PERMIT"
     context = ("台湾", "台胞", "通行证", "入台", "permit")
     prefilter = "[0-9]{6}"
+    scan = "segment"
+    min_length, min_run, min_digits = 8, 8, 8
     patterns = (
         Pattern("tw_permit", _starting("l", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern(
@@ -480,6 +563,11 @@ class PlateRecognizer(Recognizer):
     kind = "CN_PLATE"
     context = ("车牌", "牌照", "号牌", "车号", "plate")
     prefilter = "[" + PROVINCE_ABBREVIATIONS + "][a-hj-np-z]"
+    scan = "segment"
+    # the tail (at least 4 characters, 2 of them digits) is in a segment; the province is just
+    # before the segment (京a12345, 京a 12345) or 3 before it (京a·12345). Plates cannot overlap
+    # (each has one province character, at its start), so a window may start inside another match.
+    min_length, min_digits, lead = 4, 2, 3
     patterns = (
         Pattern(
             "plate",
@@ -493,6 +581,13 @@ class PlateRecognizer(Recognizer):
     )
     max_length = 9
     priority = 1
+
+    def segment_may_match(self, text: str, seg: Segment) -> bool:
+        s = seg.start
+        province = (s >= 1 and text[s - 1] in PROVINCE_ABBREVIATIONS) or (
+            s >= 3 and text[s - 3] in PROVINCE_ABBREVIATIONS
+        )
+        return province and super().segment_may_match(text, seg)
 
     def validate_result(self, value: str) -> bool:
         tail = _compact(value)[2:]
@@ -508,6 +603,8 @@ class IpAddressRecognizer(Recognizer):
     kind = "IP_ADDRESS"
     context = ("ip", "服务器", "server", "host", "登录", "登陆", "访问")
     prefilter = r"[0-9]\.[0-9]"
+    scan = "segment"
+    min_length, min_digits = 7, 4
     patterns = (
         Pattern(
             "ipv4",
@@ -518,6 +615,9 @@ class IpAddressRecognizer(Recognizer):
     )
     max_length = 15
     priority = 1
+
+    def segment_may_match(self, text: str, seg: Segment) -> bool:
+        return super().segment_may_match(text, seg) and text.count(".", seg.start, seg.end) >= 3
 
     def validate_result(self, value: str) -> bool:
         if ":" in value and not any(c.isdigit() for c in value):
@@ -533,6 +633,8 @@ class Ipv6Recognizer(IpAddressRecognizer):
     """IPv6 has its own gate (two colons close together), which plain text almost never has."""
 
     prefilter = ":[0-9a-f]{0,4}:"
+    # "::1"; a valid address has an ASCII digit (ipaddress rejects other digits)
+    min_length, min_digits = 3, 1
     patterns = (
         Pattern(
             "ipv6",
@@ -549,6 +651,9 @@ class Ipv6Recognizer(IpAddressRecognizer):
         ),
     )
     max_length = 45
+
+    def segment_may_match(self, text: str, seg: Segment) -> bool:
+        return Recognizer.segment_may_match(self, text, seg) and text.count(":", seg.start, seg.end) >= 2
 
 
 # -- context-introduced values: addresses and names ------------------------------------------
@@ -572,6 +677,8 @@ class AddressRecognizer(Recognizer):
 
     kind = "ADDRESS"
     prefilter = "|".join(ADDRESS_TRIGGERS)
+    scan = "trigger"
+    triggers = ADDRESS_TRIGGERS
     patterns = (
         Pattern(
             "address",
@@ -630,6 +737,8 @@ class PersonNameRecognizer(Recognizer):
 
     kind = "PERSON_NAME"
     prefilter = "|".join(NAME_TRIGGERS_LABELLED + NAME_TRIGGERS_COLON + NAME_TRIGGERS_SPOKEN)
+    scan = "trigger"
+    triggers = NAME_TRIGGERS_LABELLED + NAME_TRIGGERS_COLON + NAME_TRIGGERS_SPOKEN
     patterns = (
         # a form field: label and colon, then any name (also transliterated: 穆罕默德·阿里)
         Pattern(

@@ -1,0 +1,163 @@
+"""Where personal information can be: one regex pass over the text that finds
+
+- *segments*: maximal runs of the characters the number recognizers consume (``\\d``, ``a-z`` and
+  ``+().:-`` and space) that contain an ASCII digit or a letter followed by a digit; every match of
+  a ``scan = "segment"`` recognizer lies inside one, so the detector runs those recognizers on these
+  few windows instead of the whole text;
+- the start of every trigger word (``地址``, ``我叫`` …) of the ``scan = "trigger"`` recognizers;
+- whether the text has upper-case ASCII (the detector must lower-case it, then scan again) and
+  whether it may hold a run of Chinese numerals the detector translates to digits (same).
+
+Python's ``re`` skips quickly over characters that cannot start a match only when a pattern begins
+with a single character class, so the pass is one class (digits, letters, Chinese numerals and one
+rare character of each trigger word) followed by branches that look back at which character it
+was. A trigger word is found at its rarest character (by :data:`FREQUENT`), so common characters
+such as ``我`` or ``地`` do not stop the scan. On 2,000-character Chinese comments this pass costs
+about as much as one of the per-recognizer gate searches it replaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+CJK_NUMERALS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
+"""Characters the detector reads as digits in runs of seven or more (see ``detector.py``)."""
+
+SEGMENT_CLASS = r"\da-z+().:\- "
+"""The characters a ``scan = "segment"`` recognizer's patterns may consume (the text is lower-cased)."""
+
+_SEGMENT_ASCII = frozenset("0123456789abcdefghijklmnopqrstuvwxyz+().:- ")
+_UPPER = "A-Z\u212a"  # the only characters whose lower case is ASCII (U+212A KELVIN SIGN → k)
+
+FREQUENT = "的人是我在到地家主事现当者名通系叫件请持住字居收庭往客联户姓细卡送货申患乘址邮寄详讯"
+"""The characters of the built-in trigger words, most frequent first in the development pool's
+comments; a trigger word is anchored at its character that is latest in this string or absent from
+it (this only affects speed)."""
+
+_SEG, _NUM, _UP, _TRIG = range(4)
+_DIGIT_RUN = re.compile(r"\d+")
+_LETTER = re.compile("[a-z]")
+_ASCII_DIGITS = frozenset("0123456789")
+_NUMERALS = frozenset(CJK_NUMERALS)
+_NUMERALS_OR_DIGITS = _NUMERALS | _ASCII_DIGITS
+
+
+class Segment(NamedTuple):
+    start: int
+    end: int
+    longest_run: int
+    """Longest run of ``\\d`` characters."""
+    digits: int
+    """Number of ``\\d`` characters."""
+    letters: int
+    """Number of ``a-z`` characters."""
+
+
+@dataclass(slots=True)
+class Scan:
+    segments: list[Segment] = field(default_factory=list)
+    trigger_starts: list[int] = field(default_factory=list)
+    """Sorted start positions of trigger words (of any trigger recognizer)."""
+    upper: bool = False
+    """The text has upper-case ASCII: lower-case it and scan again."""
+    numerals: bool = False
+    """The text may have a run of seven or more digits and Chinese numerals: translate, scan again."""
+    ascii: bool = True
+    """Every segment is ASCII, so a ``\\d`` in a match is an ASCII digit."""
+
+
+def _anchor(word: str) -> int:
+    def rarity(i: int) -> tuple[int, int]:
+        rank = FREQUENT.find(word[i])
+        return (len(FREQUENT) if rank < 0 else rank, i)
+
+    return max(range(len(word)), key=rarity)
+
+
+class Scanner:
+    """The single pass; ``min_length`` is the shortest segment any recognizer can match in."""
+
+    def __init__(self, triggers: Iterable[str] = (), min_length: int = 1) -> None:
+        self.min_length = max(1, min_length)
+        words = sorted({t.lower() for t in triggers if t}, key=lambda t: (-len(t), t))
+        self._anchored: dict[str, list[tuple[str, int]]] = {}
+        branches = []
+        for w in words:
+            k = _anchor(w)
+            self._anchored.setdefault(w[k], []).append((w, k))
+            ahead = f"(?={re.escape(w[k + 1 :])})" if k + 1 < len(w) else ""
+            branches.append(f"(?<={re.escape(w[: k + 1])}){ahead}")
+        anchors = "".join(sorted(self._anchored))
+        numerals = re.escape(CJK_NUMERALS)
+        clash = set(self._anchored) & set(CJK_NUMERALS + "0123456789abcdefghijklmnopqrstuvwxyz")
+        if clash or any(c.isdecimal() or c.isspace() or c in _SEGMENT_ASCII for c in anchors):
+            raise ValueError(f"trigger words need a character that is not a digit or letter: {words}")
+        parts = [
+            f"(?<=[0-9])[{SEGMENT_CLASS}]*",
+            rf"(?<=[a-z])(?=\d)[{SEGMENT_CLASS}]*",
+            f"(?<=[{_UPPER}])",
+            f"(?<=[{numerals}])[0-9{numerals}]{{6}}",
+        ]
+        if branches:
+            parts.append(f"(?<=[{re.escape(anchors)}])(?:{'|'.join(branches)})")
+        first = f"[0-9a-z{_UPPER}{numerals}{re.escape(anchors)}]"
+        self._regex = re.compile(f"{first}(?:{'|'.join(parts)})")
+        self._kind = dict.fromkeys("0123456789abcdefghijklmnopqrstuvwxyz", _SEG)
+        self._kind.update(dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u212a", _UP))
+        self._kind.update(dict.fromkeys(CJK_NUMERALS, _NUM))
+        self._kind.update(dict.fromkeys(self._anchored, _TRIG))
+
+    def scan(self, text: str) -> Scan:
+        out = Scan()
+        segments = out.segments
+        starts: set[int] = set()
+        kinds = self._kind
+        min_length = self.min_length
+        n = len(text)
+        for m in self._regex.finditer(text):
+            a, e = m.span()
+            kind = kinds[text[a]]
+            if kind == _SEG:
+                if e < n and text[e] in _NUMERALS and text[e - 1] in _ASCII_DIGITS and _numeral_run(text, e):
+                    out.numerals = True  # 138零零一三八…: digits that go on in numerals
+                s = a
+                while s and (text[s - 1] in _SEGMENT_ASCII or text[s - 1].isdecimal()):
+                    s -= 1
+                if e - s < min_length:
+                    continue
+                seg = text[s:e]
+                if seg.isdigit():
+                    letters = 0
+                    if seg.isascii():
+                        segments.append(Segment(s, e, e - s, e - s, 0))
+                        continue
+                else:
+                    letters = len(_LETTER.findall(seg))
+                if not seg.isascii():
+                    out.ascii = False
+                runs = _DIGIT_RUN.findall(seg)
+                segments.append(Segment(s, e, max(map(len, runs), default=0), sum(map(len, runs)), letters))
+            elif kind == _TRIG:
+                for word, k in self._anchored[text[a]]:
+                    if a >= k and text.startswith(word, a - k):
+                        starts.add(a - k)
+            elif kind == _UP:
+                out.upper = True
+                return out  # the caller lower-cases the text and scans again
+            else:
+                out.numerals = True
+        out.trigger_starts = sorted(starts)
+        return out
+
+
+def _numeral_run(text: str, i: int) -> bool:
+    """Is ``text[i]`` in a run of seven or more digits and numerals?"""
+    lo = hi = i
+    while lo and text[lo - 1] in _NUMERALS_OR_DIGITS:
+        lo -= 1
+    while hi < len(text) and text[hi] in _NUMERALS_OR_DIGITS:
+        hi += 1
+    return hi - lo >= 7

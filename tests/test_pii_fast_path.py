@@ -1,0 +1,301 @@
+"""The PII detector's fast path (one scan of the text, then each recognizer only on the windows where
+it can match) finds exactly what running every recognizer over the whole text finds
+(``analyze_reference``): same results, same scores, same order, before and after overlaps are
+resolved. Checked on random texts built to hit the edges (boundaries, separators, upper case,
+non-ASCII digits, Chinese numerals, trigger words) and on the whole development pool."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from stdnum import luhn
+from stdnum.cn import ric, uscc
+
+from hegui.detectors.pii import PIIConfig, PIIDetector
+from hegui.detectors.pii.recognizers import (
+    ADDRESS_TRIGGERS,
+    BUILTIN_RECOGNIZERS,
+    NAME_TRIGGERS_COLON,
+    NAME_TRIGGERS_LABELLED,
+    NAME_TRIGGERS_SPOKEN,
+    PROVINCE_ABBREVIATIONS,
+)
+from hegui.detectors.pii.scan import CJK_NUMERALS, Scanner
+from hegui.text import normalize
+
+SALT = b"test-salt"
+DETECTOR = PIIDetector(salt=SALT)
+# a second configuration: custom recognizers (always lower-cased, whole-text), an allow list, a
+# narrower context window and a threshold that lets weak patterns through
+CUSTOM = PIIDetector(
+    salt=SALT,
+    config=PIIConfig.model_validate(
+        {
+            "min_score": 0.3,
+            "context_window": 8,
+            "allow_list": ["13800138000"],
+            "custom_recognizers": [
+                {
+                    "kind": "EMPLOYEE_ID",
+                    "patterns": [{"name": "emp", "regex": r"EMP-\d{4,6}"}],
+                    "context": ["工号"],
+                }
+            ],
+        }
+    ),
+)
+# only some kinds, so the scan is built from fewer recognizers
+SOME = PIIDetector(salt=SALT, config=PIIConfig(entities=["CN_PLATE", "IP_ADDRESS", "PERSON_NAME"]))
+DETECTORS = {"default": DETECTOR, "custom": CUSTOM, "some": SOME}
+
+
+def assert_same(det: PIIDetector, text: str) -> None:
+    fast = det._collect(text)
+    reference = det._collect_reference(text)
+    assert fast == reference, text
+    assert det.analyze(text) == det.analyze_reference(text), text
+
+
+# -- random texts --------------------------------------------------------------------------------
+
+
+def _digits(draw: st.DrawFn, n: int) -> str:
+    return "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=n, max_size=n)))
+
+
+@st.composite
+def identifier(draw: st.DrawFn) -> str:
+    kind = draw(st.integers(0, 11))
+    if kind == 0:
+        first17 = draw(st.sampled_from(["11", "44", "65", "99"])) + _digits(draw, 4)
+        first17 += (
+            f"{draw(st.integers(1890, 2030))}{draw(st.integers(0, 13)):02d}{draw(st.integers(0, 32)):02d}"
+        )
+        first17 += _digits(draw, 3)
+        value = first17 + ric.calc_check_digit(first17 + "0")
+        sep = draw(st.sampled_from(["", " ", "-"]))
+        return value[:6] + sep + value[6:14] + sep + value[14:] if sep else value
+    if kind == 1:
+        number = "1" + draw(st.sampled_from("3456789")) + _digits(draw, 9)
+        prefix = draw(st.sampled_from(["", "+86", "+86 ", "0086", "86", "(+86) ", "(86)"]))
+        if draw(st.booleans()):
+            number = f"{number[:3]} {number[3:7]} {number[7:]}"
+        return prefix + number
+    if kind == 2:
+        area = draw(
+            st.sampled_from(["010", "021", "0755", "0571", "(010)", "(0755) ", "+86 10 ", "0086 (755) "])
+        )
+        return (
+            area + draw(st.sampled_from(["", "-", " "])) + draw(st.sampled_from("2345678")) + _digits(draw, 7)
+        )
+    if kind == 3:
+        body = draw(st.sampled_from(["622202", "4", "5312", "35", "95"])) + _digits(draw, 12)
+        card = body + luhn.calc_check_digit(body)
+        sep = draw(st.sampled_from(["", " ", "-"]))
+        return sep.join(card[i : i + 4] for i in range(0, len(card), 4)) if sep else card
+    if kind == 4:
+        first17 = (
+            "91" + _digits(draw, 6) + draw(st.text("0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=9, max_size=9))
+        )
+        return first17 + uscc.calc_check_digit(first17 + "0")
+    if kind == 5:
+        local = draw(st.text("abcXYZ09._%+-", min_size=1, max_size=12))
+        return local + "@" + draw(st.sampled_from(["example.com", "a.b.cn", "x-y.org", "-bad.com", "a..b"]))
+    if kind == 6:
+        letters = draw(st.sampled_from(["E", "G", "e", "EA", "C", "W", "H", "M", "L", "CA", "x", "ab"]))
+        return letters + _digits(draw, draw(st.integers(5, 11)))
+    if kind == 7:
+        prov = draw(st.sampled_from(PROVINCE_ABBREVIATIONS))
+        sep = draw(st.sampled_from(["", "·", "•", "・", " "]))
+        tail = draw(st.text("ABDFHJK0123456789", min_size=4, max_size=7))
+        return (
+            prov
+            + draw(st.sampled_from("ABDFIOZ"))
+            + sep
+            + tail
+            + draw(st.sampled_from(["", "挂", "学", "警"]))
+        )
+    if kind == 8:
+        return ".".join(str(draw(st.integers(0, 300))) for _ in range(draw(st.integers(3, 5))))
+    if kind == 9:
+        groups = draw(st.lists(st.text("0123456789abcdef", max_size=5), min_size=2, max_size=9))
+        return ":".join(groups) + draw(st.sampled_from(["", ".1.2.3", "::1", ":"]))
+    if kind == 10:
+        number = "1" + draw(st.sampled_from("38")) + _digits(draw, 9)
+        table = dict(
+            zip(
+                "0123456789",
+                draw(
+                    st.sampled_from(["零一二三四五六七八九", "〇幺两三四五六七八九", "零壹贰叁肆伍陆柒捌玖"])
+                ),
+                strict=True,
+            )
+        )
+        cut = draw(st.integers(0, 11))
+        return number[:cut] + "".join(table[c] for c in number[cut:])
+    return draw(st.sampled_from(["EMP-1234", "emp-99999", "工号EMP-123456"]))
+
+
+WORDS = [
+    *ADDRESS_TRIGGERS,
+    *NAME_TRIGGERS_LABELLED,
+    *NAME_TRIGGERS_COLON,
+    *NAME_TRIGGERS_SPOKEN,
+    "改名叫", "手机", "电话", "身份证", "卡号", "护照", "港澳", "通行证", "台胞证", "车牌", "IP", "服务器", "邮箱",
+    "信用代码", "tel", "Phone", "id card", "工号",
+    "张三", "欧阳娜娜", "穆罕默德·阿里", "王", "先生", "性别", "北京市朝阳区建国路88号", "浙江省杭州市", "3栋201室",
+    "的", "了", "我", "今天天气很好", "一二三四五六七", "三三两两", "第一", "两", "十",
+]  # fmt: skip
+ODD = list("٠١٢٣٤٥٦٧٨٩०१२३\u212aİ１２ＡＢ＠．·•・（）挂学警港澳 \t\n-+().:@xX#") + list(CJK_NUMERALS)
+
+
+def piece() -> st.SearchStrategy[str]:
+    return st.one_of(
+        identifier(),
+        st.sampled_from(WORDS),
+        st.sampled_from(ODD),
+        st.text("0123456789", min_size=1, max_size=20),
+        st.text("0123456789 -.:()+", min_size=1, max_size=12),
+        st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHXYZ0123456789", min_size=1, max_size=10),
+        st.sampled_from(PROVINCE_ABBREVIATIONS),
+    )
+
+
+texts = st.lists(piece(), max_size=30).map("".join)
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(texts)
+def test_random_texts(text: str) -> None:
+    for det in DETECTORS.values():
+        assert_same(det, text)
+        assert_same(det, normalize(text).text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(max_size=60))
+def test_arbitrary_unicode(text: str) -> None:
+    assert_same(DETECTOR, text)
+    assert_same(CUSTOM, text)
+
+
+# -- cases the scan has to get right -------------------------------------------------------------
+
+
+def make_id(first17: str) -> str:
+    return first17 + ric.calc_check_digit(first17 + "0")
+
+
+RID = make_id("11010519491231002")
+CARD = "622202123456789012" + luhn.calc_check_digit("622202123456789012")
+EDGES = [
+    RID,  # the whole text, no room for windows at either end
+    f"身份证{RID}",
+    f"ID{RID}".upper(),  # upper case: lower-cased, then scanned again
+    f"\u212aG{RID[:6]}",  # Kelvin sign lower-cases to k
+    f"身份证1{'٠١٢٣٤٥٦٧٨٩٠١٢٣٤٥٦'[:16]}，另一个号123456",  # \d that is not ASCII, with the gate open
+    "护照e٠١٢٣٤٥٦٧ 还有 123456",
+    "e١٢٣٤٥٦٧٨",  # the same without the gate: not reported
+    "加我微信：幺三八零零一三八零零零，谢谢",
+    "138零零一三八000",
+    "房价才8000一平，我觉得25一斤的",  # digits next to numerals that are not a number
+    "车牌京A·12345，京B 12345，京C12345挂，京AD12345京A12345",
+    "京京A12345",
+    "IP 2001:db8::1 和 ::1 以及 192.168.1.10 和 v1.2.3.4",
+    "我叫王小明，改名叫李四，我的名字叫张三，姓名：穆罕默德·阿里，联系人李四",
+    "收货地址：浙江省杭州市西湖区文三路100号3栋201室，家住北京市朝阳区建国路88号",
+    "卡号 " + " ".join(CARD[i : i + 4] for i in range(0, 19, 4)) + "，" + CARD + "1" * 40,
+    "(+86) 138 0013 8000，电话 0086 (755) 8888 6666，+8613800138000，010-62345678",
+    "台胞证 12345678(a) 通行证 C12345678 L12345678 H1234567890",
+    "工号EMP-123456 和 emp-1234",
+    # the shortest segment each recognizer reports in
+    "护照a123456",
+    "通行证ca1234567",
+    "台胞证12345678",
+    "身份证110105491231002",
+    "卡号4111111111111111",
+    "京a·1234挂",
+    "和1.2.3.4和",
+    "和::1和",
+]
+
+
+@pytest.mark.parametrize("text", EDGES)
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_edges(name: str, text: str) -> None:
+    assert_same(DETECTORS[name], text)
+    assert_same(DETECTORS[name], normalize(text).text)
+
+
+def test_edges_find_things() -> None:
+    """The edge texts are not vacuous: the fast path reports what they were written for."""
+    kinds = {r.kind for text in EDGES for r in DETECTOR.analyze(text)}
+    assert kinds >= {
+        "CN_RESIDENT_ID", "CN_MOBILE", "CN_LANDLINE", "BANK_CARD", "PASSPORT", "HK_MO_PERMIT", "TW_PERMIT",
+        "CN_PLATE", "IP_ADDRESS", "PERSON_NAME", "ADDRESS",
+    }  # fmt: skip
+    assert [r.kind for r in DETECTOR.analyze("e١٢٣٤٥٦٧٨")] == []
+    assert {r.kind for r in CUSTOM.analyze("工号EMP-123456")} == {"EMPLOYEE_ID"}
+
+
+def test_every_builtin_recognizer_declares_where_it_matches() -> None:
+    """Only the e-mail recognizer (already anchored at "@") scans the whole text."""
+    whole = [r.__name__ for r in BUILTIN_RECOGNIZERS if r.scan == "text"]
+    assert whole == ["EmailRecognizer"]
+    for r in BUILTIN_RECOGNIZERS:
+        assert (r.scan == "trigger") == bool(r.triggers), r.__name__
+
+
+def test_scanner_finds_trigger_words_and_segments() -> None:
+    scanner = Scanner(["地址", "收货地址", "名叫", "名字叫", "我的名字叫"], min_length=3)
+    text = "我的名字叫张三，收货地址：文三路100号，tel 138-0013-8000，iphone15，12"
+    scan = scanner.scan(text)
+    assert scan.trigger_starts == [0, 2, 8, 10]  # words inside words too; 名叫 is not in 名字叫
+    assert [text[s.start : s.end] for s in scan.segments] == ["100", "tel 138-0013-8000", "iphone15"]
+    seg = scan.segments[1]
+    assert (seg.longest_run, seg.digits, seg.letters) == (4, 11, 3)
+    assert not scan.upper and not scan.numerals and scan.ascii
+    assert scanner.scan("Tel 138").upper
+    assert scanner.scan("一三八零零一三八").numerals
+    assert scanner.scan("138零零一三八").numerals
+    assert not scanner.scan("价格是2800一只").numerals
+    assert not scanner.scan("a١٢٣").ascii
+
+
+# -- the development pool ------------------------------------------------------------------------
+
+
+def test_development_pool(shared_data: Path) -> None:
+    """Every comment, raw and normalised, and the comments joined into 2,000-character documents
+    with identifiers inserted (the benchmark's shape)."""
+    with (shared_data / "dev_pool.jsonl").open(encoding="utf-8") as fh:
+        pool = [json.loads(line)["text"] for line in fh if line.strip()]
+    found = 0
+    for text in pool:
+        norm = normalize(text).text
+        for t in (text, norm):
+            assert DETECTOR._collect(t) == DETECTOR._collect_reference(t), t
+        found += len(DETECTOR.analyze(norm))
+    assert found > 20  # the pool has some phone numbers, e-mails and names
+    rng = random.Random(3)
+    joined = "。".join(pool)
+    inserts = [
+        f"身份证{RID}",
+        "电话13800138000",
+        "车牌京A12345",
+        "我叫王小明",
+        "住在北京市朝阳区建国路88号",
+        "IP 10.0.0.1",
+    ]
+    for i in range(0, len(joined) - 2000, 2000):
+        doc = joined[i : i + 2000]
+        if i % 4000 == 0:
+            at = rng.randrange(0, 1960)
+            doc = doc[:at] + rng.choice(inserts) + doc[at:]
+        for t in (doc, normalize(doc).text):
+            assert_same(DETECTOR, t)
