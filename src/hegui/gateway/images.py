@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse, Response
 from hegui.errors import UserError
 from hegui.gateway import demo_upstream
 from hegui.gateway.errors import GatewayError, bad_request
-from hegui.gateway.routes import DECISION_HEADER, REQUEST_HEADER, Call, _collect, label_header
+from hegui.gateway.routes import DECISION_HEADER, REQUEST_HEADER, Call, collect_task, label_header
 from hegui.gateway.upstream import DemoUpstream, HTTPUpstream, Upstream, UpstreamFailure, UpstreamRejected
 from hegui.labeling.image import check_structure, label_image_bytes
 from hegui.labeling.metadata import AIGCLabel, LabelFormatError, new_label
@@ -108,11 +108,11 @@ class ImageGenerations:
         rec_in = asyncio.ensure_future(gw.record(call, vin))
         upstream_body = gw.upstream_body(call, vin)  # a masked prompt replaces the original
         try:
-            got: UpstreamImages = await gw._upstream(call, rec_in, lambda: self.generate(model, upstream_body))
+            got: UpstreamImages = await gw.call_upstream(call, rec_in, lambda: self.generate(model, upstream_body))
             await rec_in
         finally:
             if not rec_in.done():
-                rec_in.add_done_callback(_collect)
+                rec_in.add_done_callback(collect_task)
         labelled = await asyncio.to_thread(self.label_all, got)
         out = {k: v for k, v in got.body.items() if k not in ("data", "hegui")}
         out.setdefault("created", int(time.time()))
@@ -150,7 +150,7 @@ class ImageGenerations:
 
     async def generate(self, model: str, body: dict[str, Any]) -> UpstreamImages:
         """Ask the upstreams for ``model`` in turn (failover as for chat); the images' raw bytes."""
-        _, got = await self.gw.router._try(model, lambda up: self.ask(up, body))
+        _, got = await self.gw.router.attempt(model, lambda up: self.ask(up, body))
         return got
 
     async def ask(self, up: Upstream, body: dict[str, Any]) -> UpstreamImages:
@@ -191,7 +191,7 @@ class ImageGenerations:
         return UpstreamImages(up.name, answer, images)
 
     async def _ask_demo(self, up: DemoUpstream, body: dict[str, Any]) -> dict[str, Any]:
-        await up._prepare(IMAGES_PATH, body)  # /sleep and /status, as for chat
+        await up.prepare(IMAGES_PATH, body)  # /sleep and /status, as for chat
         try:
             return await asyncio.to_thread(demo_upstream.images_response, body, demo_upstream.IN_PROCESS_STORE,
                                            demo_upstream.IN_PROCESS_IMAGE_BASE)
@@ -200,7 +200,7 @@ class ImageGenerations:
 
     async def _ask_http(self, up: HTTPUpstream, body: dict[str, Any]) -> dict[str, Any]:
         # HTTPUpstream's own sender: the same auth, timeouts and mapping of errors to failover as chat
-        resp = await up._send(IMAGES_PATH, body, stream=False)
+        resp = await up.send(IMAGES_PATH, body, stream=False)
         try:
             answer = resp.json()
         except ValueError:
@@ -227,7 +227,7 @@ class ImageGenerations:
                                   f"another host ({host}); hegui fetches images only from the upstream's own "
                                   "origin, and an image it cannot label is not passed on")
         try:
-            async with up._client.stream("GET", url, headers=up._headers, timeout=up._timeout) as resp:
+            async with up.stream_get(url) as resp:
                 if resp.status_code != 200:
                     raise UpstreamFailure(up.name, "status", f"upstream {up.name}: fetching image {index} "
                                           f"returned {resp.status_code}", status=resp.status_code)

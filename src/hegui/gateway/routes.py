@@ -307,9 +307,9 @@ class Gateway:
         finally:
             if not rec_in.done():
                 # never cancel a ledger write half-way: let it finish, and collect its outcome
-                rec_in.add_done_callback(_collect)
+                rec_in.add_done_callback(collect_task)
 
-    async def _upstream(self, call: Call, rec_in: asyncio.Future[None],
+    async def call_upstream(self, call: Call, rec_in: asyncio.Future[None],
                         run: Callable[[], Awaitable[Any]]) -> Any:
         try:
             result = await run()
@@ -317,13 +317,13 @@ class Gateway:
             await rec_in  # the input decision is on record even when the upstream fails
             raise
         except BaseException:
-            rec_in.add_done_callback(_collect)
+            rec_in.add_done_callback(collect_task)
             raise
         return result
 
     async def complete(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
                        rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
-        upstream, data = await self._upstream(call, rec_in, lambda: self.router.complete(call.model, path, body))
+        upstream, data = await self.call_upstream(call, rec_in, lambda: self.router.complete(call.model, path, body))
         await rec_in
         text = protocol.response_text(data)
         vout = await self.check(call, text, "output")
@@ -354,7 +354,7 @@ class Gateway:
         # before the first byte either way); an upstream that fails closes it with a final record
         opened = asyncio.ensure_future(self.write(call, opening, opening=True))
         try:
-            upstream: OpenStream = await self._upstream(
+            upstream: OpenStream = await self.call_upstream(
                 call, rec_in, lambda: self.router.open_stream(call.model, path, body)
             )
         except (GatewayError, UpstreamRejected) as exc:
@@ -365,7 +365,7 @@ class Gateway:
             await self.write(call, self.decision_record(call, empty, "", stream))
             raise
         except BaseException:
-            opened.add_done_callback(_collect)
+            opened.add_done_callback(collect_task)
             raise
         try:
             await asyncio.gather(rec_in, opened)
@@ -484,7 +484,7 @@ def label_header(label: dict[str, str]) -> str:
     return json.dumps({"AIGC": label}, ensure_ascii=True, separators=(",", ":"))
 
 
-def _collect(task: asyncio.Future[None]) -> None:
+def collect_task(task: asyncio.Future[None]) -> None:
     if not task.cancelled() and task.exception() is not None:
         log.error("a decision record written in the background failed: %s", task.exception())
 
@@ -574,7 +574,7 @@ class OutputStream:
         self.last_checkpoint = now
         self.checkpoint = asyncio.ensure_future(
             self.gw.ledger.aupdate_stream(self.sm.decision_id, self.stream_state()))
-        self.checkpoint.add_done_callback(_collect)
+        self.checkpoint.add_done_callback(collect_task)
 
     async def write_record(self, disconnected: bool) -> None:
         """The stream's output decision: what was sent, whether it was cut, and why it ended."""

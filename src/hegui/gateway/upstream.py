@@ -209,7 +209,7 @@ class HTTPUpstream:
             headers={**self._headers, "content-type": "application/json"}, timeout=self._timeout,
         )
 
-    async def _send(self, path: str, body: dict[str, Any], stream: bool) -> httpx.Response:
+    async def send(self, path: str, body: dict[str, Any], stream: bool) -> httpx.Response:
         try:
             resp = await self._client.send(self._request(path, body), stream=stream)
         except httpx.TimeoutException:
@@ -230,8 +230,12 @@ class HTTPUpstream:
             raise UpstreamRejected(resp.status_code, _error_body(raw, resp.status_code))
         return resp
 
+    def stream_get(self, url: str) -> Any:
+        """``GET url`` as a streamed response context, with this upstream's key and timeouts."""
+        return self._client.stream("GET", url, headers=self._headers, timeout=self._timeout)
+
     async def complete(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await self._send(path, body, stream=False)
+        resp = await self.send(path, body, stream=False)
         try:
             data = resp.json()
         except ValueError:
@@ -241,7 +245,7 @@ class HTTPUpstream:
         return data
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> OpenStream:
-        resp = await self._send(path, body, stream=True)
+        resp = await self.send(path, body, stream=True)
         return HTTPStream(self.name, resp)
 
     async def list_models(self) -> list[str]:
@@ -285,7 +289,7 @@ class DemoUpstream:
         self.config = config
         self._delay = config.token_delay_ms / 1000.0
 
-    async def _prepare(self, path: str, body: dict[str, Any]) -> tuple[str, demo_upstream.DemoScript]:
+    async def prepare(self, path: str, body: dict[str, Any]) -> tuple[str, demo_upstream.DemoScript]:
         try:
             prompt = demo_upstream.request_prompt(body, chat=path.endswith("chat/completions"))
         except ValueError as exc:
@@ -304,7 +308,7 @@ class DemoUpstream:
         return prompt, script
 
     async def complete(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        prompt, script = await self._prepare(path, body)
+        prompt, script = await self.prepare(path, body)
         if script.die_after is not None:
             raise UpstreamFailure(self.name, "protocol", "demo upstream died before answering")
         model = str(body.get("model") or demo_upstream.DEMO_MODEL)
@@ -314,7 +318,7 @@ class DemoUpstream:
         return protocol.text_completion(protocol.new_id("cmpl"), model, script.text, "stop", usage=usage)
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> OpenStream:
-        _, script = await self._prepare(path, body)
+        _, script = await self.prepare(path, body)
         model = str(body.get("model") or demo_upstream.DEMO_MODEL)
         chat = path.endswith("chat/completions")
         cid = protocol.new_id("chatcmpl" if chat else "cmpl")
@@ -394,7 +398,7 @@ class UpstreamRouter:
                     names.append(name)
         return names
 
-    async def _try(self, model: str, call: Callable[[Upstream], Awaitable[T]]) -> tuple[Upstream, T]:
+    async def attempt(self, model: str, call: Callable[[Upstream], Awaitable[T]]) -> tuple[Upstream, T]:
         ups = self.candidates(model)
         if not ups:
             raise GatewayError(404, f"model {model!r} is not served here; see GET /v1/models",
@@ -417,9 +421,9 @@ class UpstreamRouter:
         raise failure_error(attempts)
 
     async def complete(self, model: str, path: str, body: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-        up, data = await self._try(model, lambda u: u.complete(path, body))
+        up, data = await self.attempt(model, lambda u: u.complete(path, body))
         return up.name, data
 
     async def open_stream(self, model: str, path: str, body: dict[str, Any]) -> OpenStream:
-        _, stream = await self._try(model, lambda u: u.open_stream(path, body))
+        _, stream = await self.attempt(model, lambda u: u.open_stream(path, body))
         return stream
