@@ -263,6 +263,14 @@ class Moderator:
         return StreamModerator(self, direction, scene)
 
 
+def _shift(findings: list[Finding], offset: int) -> list[Finding]:
+    """Findings of a slice of the stream, moved to positions in the whole stream."""
+    if not offset:
+        return findings
+    return [Finding(f.risk, f.start + offset, f.end + offset, f.score, f.detector, f.evidence_id, f.kind)
+            for f in findings]
+
+
 @dataclass
 class StreamStep:
     emit: str
@@ -310,19 +318,7 @@ class StreamModerator:
         start = max(0, self.emitted_upto - self._rescan)
         window = self.buffer[start:]
         nt = normalize(window)
-        found: list[Finding] = []
-        t0 = time.perf_counter()
-        for det in self._window:
-            try:
-                found.extend(det.detect(nt))
-            except Exception:
-                if det.name not in self.failed:
-                    self.failed.append(det.name)
-        self._add_time("window", t0)
-        found = [
-            Finding(f.risk, f.start + start, f.end + start, f.score, f.detector, f.evidence_id, f.kind)
-            for f in found
-        ]
+        found = _shift(self._detect(self._window, nt, "window"), start)
         if final:
             safe = len(self.buffer)
         else:
@@ -336,6 +332,19 @@ class StreamModerator:
         # Hits that end at or before the already-sent edge were acted on in an earlier step.
         settled = [f for f in found if f.end <= safe and f.end > self.emitted_upto]
         return safe, settled
+
+    def _detect(self, detectors: list[Detector], nt: NormalizedText, phase: str) -> list[Finding]:
+        """Run ``detectors`` on ``nt``; a detector that raises is remembered as failed (fail closed)."""
+        found: list[Finding] = []
+        t0 = time.perf_counter()
+        for det in detectors:
+            try:
+                found.extend(det.detect(nt))
+            except Exception:
+                if det.name not in self.failed:
+                    self.failed.append(det.name)
+        self._add_time(phase, t0)
+        return found
 
     def _add_time(self, name: str, t0: float) -> None:
         self.timings[name] = self.timings.get(name, 0.0) + (time.perf_counter() - t0) * 1000
@@ -391,10 +400,6 @@ class StreamModerator:
         start = max(0, self._segment_from - SEGMENT_OVERLAP)
         return start, self.buffer[start : self._segment_from + len(segment)]
 
-    def _segment_findings(self, start: int, found: list[Finding]) -> list[Finding]:
-        return [Finding(f.risk, f.start + start, f.end + start, f.score, f.detector, f.evidence_id, f.kind)
-                for f in found]
-
     def _after_segment(self, segment: str, found: list[Finding]) -> StreamStep | None:
         self._segment_from += len(segment)
         if not found and not self.failed:
@@ -411,17 +416,8 @@ class StreamModerator:
         if segment is None:
             return None
         start, text = self._segment_text(segment)
-        nt = normalize(text)
-        found: list[Finding] = []
-        t0 = time.perf_counter()
-        for det in self._segment:
-            try:
-                found.extend(det.detect(nt))
-            except Exception:
-                if det.name not in self.failed:
-                    self.failed.append(det.name)
-        self._add_time("segment", t0)
-        return self._after_segment(segment, self._segment_findings(start, found))
+        found = self._detect(self._segment, normalize(text), "segment")
+        return self._after_segment(segment, _shift(found, start))
 
     async def _run_segment_async(self, final: bool) -> StreamStep | None:
         segment = self._segment_ready(final)
@@ -439,7 +435,7 @@ class StreamModerator:
             else:
                 found.extend(res)
         self._add_time("segment", t0)
-        return self._after_segment(segment, self._segment_findings(start, found))
+        return self._after_segment(segment, _shift(found, start))
 
     # -- public API ------------------------------------------------------------------------------
 
