@@ -67,23 +67,30 @@ class PIIDetector(Detector):
         # one alternation of them all defeats re's first-character scan and is ten times slower.
         self._gates = {f: re.compile(f) for f in dict.fromkeys(r.prefilter for r in self._recognizers)}
         self._digit_gates = [f for f in self._gates if f.startswith("[0-9]")]
+        self._literal_gates = {f: f for f in self._gates if f and re.escape(f) == f}
         self._allowed = {canonical_value(k, v) for v in self.config.allow_list for k in self.registry.kinds}
         segment = [r for r in self._recognizers if r.scan == "segment"]
         # the default segment test inlined (a method call per segment and recognizer costs more
-        # than the rest of the loop); recognizers that override it are asked as well
-        self._segment_tests = [
+        # than the rest of the loop), shortest segments first so that a short one stops early;
+        # recognizers that override the test are asked as well
+        self._segment_tests = sorted(
             (
-                i,
-                r.min_length,
-                r.min_run,
-                r.min_digits,
-                r.min_letters,
-                r.lead,
-                r if type(r).segment_may_match is not Recognizer.segment_may_match else None,
-            )
-            for i, r in enumerate(self._recognizers)
-            if r.scan == "segment"
-        ]
+                (
+                    r.min_length,
+                    i,
+                    r.min_run,
+                    r.min_digits,
+                    r.min_letters,
+                    r.lead,
+                    r if type(r).segment_may_match is not Recognizer.segment_may_match else None,
+                )
+                for i, r in enumerate(self._recognizers)
+                if r.scan == "segment"
+            ),
+            key=lambda t: (t[0], t[1]),
+        )
+        self._triggered = [i for i, r in enumerate(self._recognizers) if r.scan == "trigger"]
+        self._whole = [i for i, r in enumerate(self._recognizers) if r.scan not in ("segment", "trigger")]
         self._scanner = Scanner(
             (t for r in self._recognizers if r.scan == "trigger" for t in r.triggers),
             min((r.min_length for r in segment), default=1),
@@ -129,29 +136,33 @@ class PIIDetector(Detector):
         for seg in scan.segments:
             s, e, run, digits, letters = seg
             length = e - s
-            for i, min_length, min_run, min_digits, min_letters, lead, rec in self._segment_tests:
+            for min_length, i, min_run, min_digits, min_letters, lead, rec in self._segment_tests:
+                if length < min_length:
+                    break
                 if (
-                    length >= min_length
-                    and run >= min_run
+                    run >= min_run
                     and digits >= min_digits
                     and letters >= min_letters
                     and (rec is None or rec.segment_may_match(text, seg))
                 ):
                     windows.setdefault(i, []).append((s - lead if s > lead else 0, min(n, e + _LOOKAHEAD)))
-        gate_cache: dict[str, bool] = {}
+        if windows and not scan.ascii:
+            # a \d that is not ASCII may match where the (ASCII) gate does not: keep the gate
+            cache: dict[str, bool] = {}
+            windows = {i: w for i, w in windows.items() if self._gate(self._recognizers[i], text, cache)}
+        todo = [*windows, *self._whole]
+        if scan.trigger_starts:
+            todo += self._triggered
+        todo.sort()
         results: list[RecognizerResult] = []
-        for i, rec in enumerate(self._recognizers):
-            if rec.scan == "segment":
-                if i not in windows:
-                    continue
-                if not scan.ascii and not self._gate(rec, text, gate_cache):
-                    continue  # a \d that is not ASCII may match where the (ASCII) gate does not
+        recognizers = self._recognizers
+        for i in todo:
+            rec = recognizers[i]
+            if i in windows:
                 found = rec.analyze(text, window, windows=windows[i])
             elif rec.scan == "trigger":
-                if not scan.trigger_starts:
-                    continue
                 found = rec.analyze(text, window, starts=scan.trigger_starts)
-            elif self._gate(rec, text, gate_cache):
+            elif self._gate(rec, text, {}):
                 found = rec.analyze(text, window)
             else:
                 continue
@@ -165,7 +176,12 @@ class PIIDetector(Detector):
     def _gate(self, rec: Recognizer, text: str, cache: dict[str, bool]) -> bool:
         gate = cache.get(rec.prefilter)
         if gate is None:
-            gate = cache[rec.prefilter] = self._gates[rec.prefilter].search(text) is not None
+            literal = self._literal_gates.get(rec.prefilter)
+            if literal is not None:
+                gate = literal in text  # "@": a substring test is faster than a regex search
+            else:
+                gate = self._gates[rec.prefilter].search(text) is not None
+            cache[rec.prefilter] = gate
         return gate
 
     def _collect_reference(self, text: str) -> list[RecognizerResult]:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import NamedTuple
 
 CJK_NUMERALS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
@@ -54,6 +55,9 @@ class Segment(NamedTuple):
     """Number of ``\\d`` characters."""
     letters: int
     """Number of ``a-z`` characters."""
+
+
+_new_segment = partial(tuple.__new__, Segment)  # skips NamedTuple's Python-level __new__
 
 
 @dataclass(slots=True)
@@ -95,8 +99,11 @@ class Scanner:
         clash = set(self._anchored) & set(CJK_NUMERALS + "0123456789abcdefghijklmnopqrstuvwxyz")
         if clash or any(c.isdecimal() or c.isspace() or c in _SEGMENT_ASCII for c in anchors):
             raise ValueError(f"trigger words need a character that is not a digit or letter: {words}")
+        seg = f"[{SEGMENT_CLASS}]"
         parts = [
-            f"(?<=[0-9])[{SEGMENT_CLASS}]*",
+            # from an ASCII digit: only segments long enough, or with more before the digit (the
+            # caller extends those to the left), or that run into a Chinese numeral (see scan())
+            f"(?<=[0-9])(?:{seg}{{{self.min_length - 1},}}|(?<={seg}[0-9])(?<![0-9][0-9]){seg}*|{seg}*(?=[{numerals}]))",
             rf"(?<=[a-z])(?=\d)[{SEGMENT_CLASS}]*",
             f"(?<=[{_UPPER}])",
             f"(?<=[{numerals}])[0-9{numerals}]{{6}}",
@@ -111,18 +118,20 @@ class Scanner:
         self._kind.update(dict.fromkeys(self._anchored, _TRIG))
 
     def scan(self, text: str) -> Scan:
-        out = Scan()
-        segments = out.segments
-        starts: set[int] = set()
+        segments: list[Segment] = []
+        starts: list[int] = []
+        numerals = False
+        ascii_only = True
         kinds = self._kind
         min_length = self.min_length
         n = len(text)
+        new_segment = _new_segment
         for m in self._regex.finditer(text):
             a, e = m.span()
             kind = kinds[text[a]]
             if kind == _SEG:
                 if e < n and text[e] in _NUMERALS and text[e - 1] in _ASCII_DIGITS and _numeral_run(text, e):
-                    out.numerals = True  # 138零零一三八…: digits that go on in numerals
+                    numerals = True  # 138零零一三八…: digits that go on in numerals
                 s = a
                 while s and (text[s - 1] in _SEGMENT_ASCII or text[s - 1].isdecimal()):
                     s -= 1
@@ -130,27 +139,29 @@ class Scanner:
                     continue
                 seg = text[s:e]
                 if seg.isdigit():
-                    letters = 0
                     if seg.isascii():
-                        segments.append(Segment(s, e, e - s, e - s, 0))
+                        segments.append(new_segment((s, e, e - s, e - s, 0)))
                         continue
+                    letters = 0
                 else:
                     letters = len(_LETTER.findall(seg))
                 if not seg.isascii():
-                    out.ascii = False
+                    ascii_only = False
                 runs = _DIGIT_RUN.findall(seg)
-                segments.append(Segment(s, e, max(map(len, runs), default=0), sum(map(len, runs)), letters))
+                segments.append(
+                    new_segment((s, e, max(map(len, runs), default=0), sum(map(len, runs)), letters))
+                )
             elif kind == _TRIG:
                 for word, k in self._anchored[text[a]]:
                     if a >= k and text.startswith(word, a - k):
-                        starts.add(a - k)
+                        starts.append(a - k)
             elif kind == _UP:
-                out.upper = True
-                return out  # the caller lower-cases the text and scans again
+                return Scan(upper=True)  # the caller lower-cases the text and scans again
             else:
-                out.numerals = True
-        out.trigger_starts = sorted(starts)
-        return out
+                numerals = True
+        if len(starts) > 1:
+            starts = sorted(set(starts))
+        return Scan(segments, starts, False, numerals, ascii_only)
 
 
 def _numeral_run(text: str, i: int) -> bool:
