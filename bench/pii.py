@@ -3,9 +3,13 @@
 Measured in the same run, on the same documents:
 
 - baseline ``normalize``: what every detector's input costs anyway (``hegui.text.normalize``);
-- ``PIIDetector.detect`` on prose with no digit, ``@`` or trigger word (the gates alone), on
-  development-pool comments with their digits cut out (a few trigger words like ``住在`` remain), and
-  on documents with 20 identifiers each (IDs, phones, cards, e-mails, plates, an address, a name);
+- ``PIIDetector.detect`` on prose with no digit, ``@`` or trigger word (the scan alone), on
+  development-pool comments with their digits cut out (a few trigger words like ``住在`` remain), on
+  development-pool comments as they are, one document in four with a phone or ID number inserted
+  (the shape of ``bench/moderation.py``), and on documents with 20 identifiers each (IDs, phones,
+  cards, e-mails, plates, an address, a name);
+- ``PIIDetector.analyze`` against ``analyze_reference`` (every recognizer whose gate passes scans
+  the whole text: the detector before its single candidate scan) on the same normalised documents;
 - for reference, ``phonenumbers.PhoneNumberMatcher`` over the same documents, finding phones only,
   which is why the detector uses a regex prefilter and calls phonenumbers on candidates only.
 
@@ -69,6 +73,22 @@ def identifiers(rng: random.Random) -> list[str]:
     ] * 2
 
 
+def make_realistic_docs(n: int) -> list[str]:
+    """Comments as they are (digits, Latin letters), one document in four with a phone or ID."""
+    text = source_text()
+    rng = random.Random(11)
+    docs = []
+    for i in range(n):
+        start = rng.randrange(0, max(1, len(text) - DOC_CHARS))
+        doc = text[start : start + DOC_CHARS]
+        if i % 4 == 0:
+            pii = identifiers(rng)[0 if i % 8 else 1]
+            at = rng.randrange(0, len(doc))
+            doc = (doc[:at] + pii + doc[at:])[:DOC_CHARS]
+        docs.append(doc)
+    return docs
+
+
 def make_docs(n: int, with_numbers: bool) -> list[str]:
     text = source_text()
     rng = random.Random(7)
@@ -108,9 +128,15 @@ def main() -> None:
     det = PIIDetector(salt=b"bench")
     plain = make_docs(args.docs, with_numbers=False)
     numbered = make_docs(args.docs, with_numbers=True)
+    realistic = make_realistic_docs(args.docs)
     det.detect(normalize(numbered[0]))  # import phonenumbers and stdnum outside the timing
     plain_norm = [normalize(d) for d in plain]
     numbered_norm = [normalize(d) for d in numbered]
+    realistic_norm = [normalize(d) for d in realistic]
+    mismatches = sum(
+        det.analyze(n.text) != det.analyze_reference(n.text)
+        for n in plain_norm + numbered_norm + realistic_norm
+    )
     found = sum(len(det.detect(n)) for n in numbered_norm) / len(numbered_norm)
     found_plain = sum(len(det.detect(n)) for n in plain_norm)
     prose = [normalize((PARAGRAPH * 20)[:DOC_CHARS])] * args.docs  # no digit, "@" or trigger word
@@ -122,6 +148,16 @@ def main() -> None:
     it2 = iter(numbered_norm * 3)
     t_num = per_doc_us(lambda _: det.detect(next(it2)), numbered)
     t_prose = per_doc_us(lambda _: det.detect(prose[0]), numbered)
+    it3 = iter(realistic_norm * 3)
+    t_real = per_doc_us(lambda _: det.detect(next(it3)), realistic)
+    it4 = iter(realistic_norm * 3)
+    a_real = per_doc_us(lambda _: det.analyze(next(it4).text), realistic)
+    it5 = iter(realistic_norm * 3)
+    r_real = per_doc_us(lambda _: det.analyze_reference(next(it5).text), realistic)
+    it6 = iter(numbered_norm * 3)
+    a_num = per_doc_us(lambda _: det.analyze(next(it6).text), numbered)
+    it7 = iter(numbered_norm * 3)
+    r_num = per_doc_us(lambda _: det.analyze_reference(next(it7).text), numbered)
     t_matcher = per_doc_us(
         lambda d: list(phonenumbers.PhoneNumberMatcher(d, "CN")), numbered[: max(20, args.docs // 10)], 1
     )
@@ -132,12 +168,23 @@ def main() -> None:
     print(f"{'normalize, plain (baseline)':44} {base_plain:9.1f} {1.0:12.2f}")
     print(f"{'PIIDetector.detect, prose without digits/@':44} {t_prose:9.1f} {t_prose / base_plain:12.2f}")
     print(f"{'PIIDetector.detect, dev-pool docs, digits cut':44} {t_plain:9.1f} {t_plain / base_plain:12.2f}")
+    print(f"{'PIIDetector.detect, dev-pool, 1/4 with PII':44} {t_real:9.1f} {t_real / base_plain:12.2f}")
     print(f"{'normalize, with numbers (baseline)':44} {base_num:9.1f} {1.0:12.2f}")
     print(f"{'PIIDetector.detect, 20 identifiers/doc':44} {t_num:9.1f} {t_num / base_num:12.2f}")
     print(
         f"{'phonenumbers.PhoneNumberMatcher (phones only)':44} {t_matcher:9.1f} {t_matcher / base_num:12.2f}"
     )
     print(f"holdback: {det.holdback()} normalised chars")
+    print()
+    print(
+        f"{'analyze vs analyze_reference (whole-text scans)':44} {'µs/doc':>9} {'reference':>10} {'speed-up':>9}"
+    )
+    for name, fast, ref in (
+        ("dev-pool docs, 1/4 with PII", a_real, r_real),
+        ("20 identifiers/doc", a_num, r_num),
+    ):
+        print(f"{name:44} {fast:9.1f} {ref:10.1f} {ref / fast:8.1f}×")
+    print(f"documents where the two differ: {mismatches}")
 
 
 if __name__ == "__main__":
