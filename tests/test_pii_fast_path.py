@@ -299,3 +299,37 @@ def test_development_pool(shared_data: Path) -> None:
             doc = doc[:at] + rng.choice(inserts) + doc[at:]
         for t in (doc, normalize(doc).text):
             assert_same(DETECTOR, t)
+
+
+# -- validators with a fast path of their own (the reference path shares them, so they are checked
+# against what they replace) -----------------------------------------------------------------------
+
+
+def test_uscc_check_agrees_with_stdnum() -> None:
+    from hegui.detectors.pii.recognizers import UsccRecognizer
+
+    rec = UsccRecognizer()
+    rng = random.Random(5)
+    alphabet = "0123456789abcdefghjklmnpqrtuwxy"
+    valid = 0
+    for i in range(30_000):
+        if i % 3 == 0:
+            first17 = "".join(rng.choices("0123456789", k=8) + rng.choices(alphabet, k=9))
+            value = first17 + uscc.calc_check_digit(first17.upper() + "0").lower()
+        else:
+            value = "".join(rng.choices(alphabet if i % 2 else "0123456789", k=18))
+        if i % 7 == 0:
+            value = value[:3] + "\u0663" + value[4:]  # a \d that is not ASCII
+        expected = uscc.is_valid(value.upper())
+        valid += expected
+        assert rec.validate_result(value) == expected, value
+    assert valid > 5_000
+
+
+@given(st.text(alphabet="0123456789xX -·•・()（）\t\u3000a٣", max_size=25))
+def test_compact_agrees_with_the_regex(value: str) -> None:
+    import re
+
+    from hegui.detectors.pii.recognizers import _compact
+
+    assert _compact(value) == re.sub(r"[\s\-·•・()（）]", "", value).upper()

@@ -193,8 +193,13 @@ def _has_context(text: str, start: int, window: int, words: tuple[str, ...]) -> 
     return any(w in before for w in words)
 
 
+_SEPARATORS = re.compile(r"[\s\-·•・()（）]")
+
+
 def _compact(value: str) -> str:
-    return re.sub(r"[\s\-·•・()（）]", "", value).upper()
+    if value.isalnum():  # no separator to remove (most values): skip the regex
+        return value.upper()
+    return _SEPARATORS.sub("", value).upper()
 
 
 # -- 居民身份证 ----------------------------------------------------------------------------------
@@ -414,6 +419,11 @@ class BankCardRecognizer(Recognizer):
 # -- 统一社会信用代码 --------------------------------------------------------------------------
 
 
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_VALUES = {c: i for i, c in enumerate(_USCC_ALPHABET)}
+_USCC_WEIGHTS = (1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28)  # GB 32100-2015
+
+
 class UsccRecognizer(Recognizer):
     kind = "CN_USCC"
     context = ("信用代码", "统一社会", "营业执照", "税号", "uscc")
@@ -437,7 +447,18 @@ class UsccRecognizer(Recognizer):
     def validate_result(self, value: str) -> bool:
         from stdnum.cn import uscc
 
-        return bool(uscc.is_valid(value.upper()))
+        value = value.upper()
+        # stdnum's check, first done here without its exceptions: an 18-digit resident ID also
+        # matches the pattern, and stdnum takes several times longer to reject it
+        head = value[:8]
+        if len(value) != 18 or not (
+            head.isascii() and head.isdigit() and all(c in _USCC_VALUES for c in value[8:])
+        ):
+            return False
+        total = sum(_USCC_VALUES[c] * w for c, w in zip(value[:17], _USCC_WEIGHTS, strict=True))
+        if _USCC_ALPHABET[(31 - total) % 31] != value[17]:
+            return False
+        return bool(uscc.is_valid(value))
 
 
 # -- e-mail ------------------------------------------------------------------------------------
