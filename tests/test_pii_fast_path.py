@@ -255,7 +255,8 @@ def test_scanner_finds_trigger_words_and_segments() -> None:
     scanner = Scanner(["地址", "收货地址", "名叫", "名字叫", "我的名字叫"], min_length=3)
     text = "我的名字叫张三，收货地址：文三路100号，tel 138-0013-8000，iphone15，12"
     scan = scanner.scan(text)
-    assert scan.trigger_starts == [0, 2, 8, 10]  # words inside words too; 名叫 is not in 名字叫
+    assert scan.trigger_starts() == [0, 2, 8, 10]  # words inside words too; 名叫 is not in 名字叫
+    assert scan.trigger_starts(frozenset({"地址", "名叫"})) == [10]
     assert [text[s.start : s.end] for s in scan.segments] == ["100", "tel 138-0013-8000", "iphone15"]
     seg = scan.segments[1]
     assert (seg.longest_run, seg.digits, seg.letters) == (4, 11, 3)
@@ -333,3 +334,24 @@ def test_compact_agrees_with_the_regex(value: str) -> None:
     from hegui.detectors.pii.recognizers import _compact
 
     assert _compact(value) == re.sub(r"[\s\-·•・()（）]", "", value).upper()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "一1" * 10_000,  # digits between numerals: every segment touches the same long run
+        "一1。" * 7_000,
+        "a" * 20_000 + "1",  # a long left extension
+        "a1 " * 7_000,
+        "1 " * 10_000 + "一二三",
+        "姓名：" * 3_000 + "地址：" * 3_000,
+    ],
+)
+def test_fast_path_stays_linear(text: str) -> None:
+    import time
+
+    t0 = time.perf_counter()
+    fast = DETECTOR.analyze(text)
+    elapsed = time.perf_counter() - t0
+    assert fast == DETECTOR.analyze_reference(text)
+    assert elapsed < 0.5, f"{elapsed:.2f} s for {len(text)} characters"

@@ -90,6 +90,9 @@ class PIIDetector(Detector):
             key=lambda t: (t[0], t[1]),
         )
         self._triggered = [i for i, r in enumerate(self._recognizers) if r.scan == "trigger"]
+        self._trigger_words = {
+            i: frozenset(t.lower() for t in self._recognizers[i].triggers) for i in self._triggered
+        }
         self._whole = [i for i, r in enumerate(self._recognizers) if r.scan not in ("segment", "trigger")]
         self._scanner = Scanner(
             (t for r in self._recognizers if r.scan == "trigger" for t in r.triggers),
@@ -151,7 +154,7 @@ class PIIDetector(Detector):
             cache: dict[str, bool] = {}
             windows = {i: w for i, w in windows.items() if self._gate(self._recognizers[i], text, cache)}
         todo = [*windows, *self._whole]
-        if scan.trigger_starts:
+        if scan.triggers:
             todo += self._triggered
         todo.sort()
         results: list[RecognizerResult] = []
@@ -161,7 +164,10 @@ class PIIDetector(Detector):
             if i in windows:
                 found = rec.analyze(text, window, windows=windows[i])
             elif rec.scan == "trigger":
-                found = rec.analyze(text, window, starts=scan.trigger_starts)
+                starts = scan.trigger_starts(self._trigger_words[i])
+                if not starts:
+                    continue
+                found = rec.analyze(text, window, starts=starts)
             elif self._gate(rec, text, {}):
                 found = rec.analyze(text, window)
             else:

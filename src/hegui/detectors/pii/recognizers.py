@@ -638,7 +638,7 @@ class IpAddressRecognizer(Recognizer):
     priority = 1
 
     def segment_may_match(self, text: str, seg: Segment) -> bool:
-        return super().segment_may_match(text, seg) and text.count(".", seg.start, seg.end) >= 3
+        return text.count(".", seg.start, seg.end) >= 3 and super().segment_may_match(text, seg)
 
     def validate_result(self, value: str) -> bool:
         if ":" in value and not any(c.isdigit() for c in value):
@@ -674,7 +674,7 @@ class Ipv6Recognizer(IpAddressRecognizer):
     max_length = 45
 
     def segment_may_match(self, text: str, seg: Segment) -> bool:
-        return Recognizer.segment_may_match(self, text, seg) and text.count(":", seg.start, seg.end) >= 2
+        return text.count(":", seg.start, seg.end) >= 2 and Recognizer.segment_may_match(self, text, seg)
 
 
 # -- context-introduced values: addresses and names ------------------------------------------

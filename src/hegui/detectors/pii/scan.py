@@ -63,14 +63,18 @@ _new_segment = partial(tuple.__new__, Segment)  # skips NamedTuple's Python-leve
 @dataclass(slots=True)
 class Scan:
     segments: list[Segment] = field(default_factory=list)
-    trigger_starts: list[int] = field(default_factory=list)
-    """Sorted start positions of trigger words (of any trigger recognizer)."""
+    triggers: list[tuple[int, str]] = field(default_factory=list)
+    """``(start, word)`` of every trigger word in the text (lower case), by start."""
     upper: bool = False
     """The text has upper-case ASCII: lower-case it and scan again."""
     numerals: bool = False
     """The text may have a run of seven or more digits and Chinese numerals: translate, scan again."""
     ascii: bool = True
     """Every segment is ASCII, so a ``\\d`` in a match is an ASCII digit."""
+
+    def trigger_starts(self, words: frozenset[str] | None = None) -> list[int]:
+        """Sorted start positions of these trigger words (default: all)."""
+        return sorted({p for p, w in self.triggers if words is None or w in words})
 
 
 def _anchor(word: str) -> int:
@@ -119,7 +123,7 @@ class Scanner:
 
     def scan(self, text: str) -> Scan:
         segments: list[Segment] = []
-        starts: list[int] = []
+        triggers: list[tuple[int, str]] = []
         numerals = False
         ascii_only = True
         kinds = self._kind
@@ -130,7 +134,13 @@ class Scanner:
             a, e = m.span()
             kind = kinds[text[a]]
             if kind == _SEG:
-                if e < n and text[e] in _NUMERALS and text[e - 1] in _ASCII_DIGITS and _numeral_run(text, e):
+                if (
+                    not numerals  # once is enough: a run of 一1一1… would otherwise be walked again and again
+                    and e < n
+                    and text[e] in _NUMERALS
+                    and text[e - 1] in _ASCII_DIGITS
+                    and _numeral_run(text, e)
+                ):
                     numerals = True  # 138零零一三八…: digits that go on in numerals
                 s = a
                 while s and (text[s - 1] in _SEGMENT_ASCII or text[s - 1].isdecimal()):
@@ -154,14 +164,14 @@ class Scanner:
             elif kind == _TRIG:
                 for word, k in self._anchored[text[a]]:
                     if a >= k and text.startswith(word, a - k):
-                        starts.append(a - k)
+                        triggers.append((a - k, word))
             elif kind == _UP:
                 return Scan(upper=True)  # the caller lower-cases the text and scans again
             else:
                 numerals = True
-        if len(starts) > 1:
-            starts = sorted(set(starts))
-        return Scan(segments, starts, False, numerals, ascii_only)
+        if len(triggers) > 1:
+            triggers.sort()
+        return Scan(segments, triggers, False, numerals, ascii_only)
 
 
 def _numeral_run(text: str, i: int) -> bool:
