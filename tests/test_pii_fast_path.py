@@ -355,3 +355,27 @@ def test_fast_path_stays_linear(text: str) -> None:
     elapsed = time.perf_counter() - t0
     assert fast == DETECTOR.analyze_reference(text)
     assert elapsed < 0.5, f"{elapsed:.2f} s for {len(text)} characters"
+
+
+def test_trigger_words_the_scan_cannot_anchor_fall_back_to_the_whole_text() -> None:
+    """A third-party trigger recognizer with an ASCII-only word ("tel") is run over the whole text
+    (behind its gate) rather than breaking the detector."""
+    from hegui.detectors.pii import Pattern, Recognizer, RecognizerRegistry
+    from hegui.detectors.pii.scan import anchorable
+
+    class TelRecognizer(Recognizer):
+        kind = "TEL_NOTE"
+        scan = "trigger"
+        triggers = ("tel", "分机")
+        prefilter = "tel|分机"
+        patterns = (Pattern("tel", r"(?:tel|分机)(?P<v>\d{3,4})", 0.8),)
+        max_length = 8
+
+    assert not anchorable("tel") and anchorable("分机") and not anchorable("一二")
+    det = PIIDetector(
+        salt=SALT, registry=RecognizerRegistry([TelRecognizer(), *RecognizerRegistry.default()])
+    )
+    assert 0 not in det._trigger_words
+    for text in ("请拨tel1234或分机567", "Tel8888", "no trigger 1234"):
+        assert_same(det, text)
+    assert [r.kind for r in det.analyze("请拨tel1234")] == ["TEL_NOTE"]

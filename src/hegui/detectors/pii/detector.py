@@ -23,7 +23,7 @@ from hegui.detectors.pii.recognizers import (
     RecognizerRegistry,
     RecognizerResult,
 )
-from hegui.detectors.pii.scan import Scanner
+from hegui.detectors.pii.scan import Scanner, anchorable
 from hegui.masking import CHINESE_DIGITS, canonical_value, value_digest
 
 if TYPE_CHECKING:
@@ -89,13 +89,19 @@ class PIIDetector(Detector):
             ),
             key=lambda t: (t[0], t[1]),
         )
-        self._triggered = [i for i, r in enumerate(self._recognizers) if r.scan == "trigger"]
+        self._triggered = [
+            i
+            for i, r in enumerate(self._recognizers)
+            if r.scan == "trigger" and r.triggers and all(map(anchorable, r.triggers))
+        ]
         self._trigger_words = {
             i: frozenset(t.lower() for t in self._recognizers[i].triggers) for i in self._triggered
         }
-        self._whole = [i for i, r in enumerate(self._recognizers) if r.scan not in ("segment", "trigger")]
+        self._whole = [
+            i for i, r in enumerate(self._recognizers) if r.scan != "segment" and i not in self._triggered
+        ]
         self._scanner = Scanner(
-            (t for r in self._recognizers if r.scan == "trigger" for t in r.triggers),
+            (t for i in self._triggered for t in self._recognizers[i].triggers),
             min((r.min_length for r in segment), default=1),
         )
         # patterns of other recognizers may see case anywhere, so the text is always lower-cased
@@ -163,7 +169,7 @@ class PIIDetector(Detector):
             rec = recognizers[i]
             if i in windows:
                 found = rec.analyze(text, window, windows=windows[i])
-            elif rec.scan == "trigger":
+            elif i in self._trigger_words:
                 starts = scan.trigger_starts(self._trigger_words[i])
                 if not starts:
                     continue

@@ -77,12 +77,23 @@ class Scan:
         return sorted({p for p, w in self.triggers if words is None or w in words})
 
 
+def _can_anchor(c: str) -> bool:
+    # not a character another branch of the scan starts with or a segment may hold
+    return not (c.isascii() or c.isdecimal() or c.isspace() or c in CJK_NUMERALS or c == "\u212a")
+
+
+def anchorable(word: str) -> bool:
+    """Can the scan find this trigger word (it has a character other than ASCII, digits, spaces and
+    Chinese numerals)? A trigger recognizer with a word that is not runs over the whole text."""
+    return any(_can_anchor(c) for c in word.lower())
+
+
 def _anchor(word: str) -> int:
     def rarity(i: int) -> tuple[int, int]:
         rank = FREQUENT.find(word[i])
         return (len(FREQUENT) if rank < 0 else rank, i)
 
-    return max(range(len(word)), key=rarity)
+    return max((i for i, c in enumerate(word) if _can_anchor(c)), key=rarity)
 
 
 class Scanner:
@@ -90,7 +101,9 @@ class Scanner:
 
     def __init__(self, triggers: Iterable[str] = (), min_length: int = 1) -> None:
         self.min_length = max(1, min_length)
-        words = sorted({t.lower() for t in triggers if t}, key=lambda t: (-len(t), t))
+        words = sorted({t.lower() for t in triggers}, key=lambda t: (-len(t), t))
+        if not all(map(anchorable, words)):
+            raise ValueError(f"a trigger word without a character to anchor it at: {words}")
         self._anchored: dict[str, list[tuple[str, int]]] = {}
         branches = []
         for w in words:
@@ -100,9 +113,6 @@ class Scanner:
             branches.append(f"(?<={re.escape(w[: k + 1])}){ahead}")
         anchors = "".join(sorted(self._anchored))
         numerals = re.escape(CJK_NUMERALS)
-        clash = set(self._anchored) & set(CJK_NUMERALS + "0123456789abcdefghijklmnopqrstuvwxyz")
-        if clash or any(c.isdecimal() or c.isspace() or c in _SEGMENT_ASCII for c in anchors):
-            raise ValueError(f"trigger words need a character that is not a digit or letter: {words}")
         seg = f"[{SEGMENT_CLASS}]"
         parts = [
             # from an ASCII digit: only segments long enough, or with more before the digit (the
