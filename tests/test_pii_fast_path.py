@@ -222,6 +222,13 @@ EDGES = [
     "京a·1234挂",
     "和1.2.3.4和",
     "和::1和",
+    # every length a segment of digits only can have for a match
+    "电话01062345678，电话075588886666，电话008675588886666，电话0086075588886666",
+    "手机8613800138000，手机008613800138000",
+    "台胞证1234567890，台胞证12345678",
+    "信用代码91110000600037341L",
+    "身份证" + make_id("51010419850615123") + "，卡号" + CARD + "。",  # 18 and 19 digits, nothing else
+    "手机٣13800138000",  # only digits, but not ASCII: a match need not take the whole segment
 ]
 
 

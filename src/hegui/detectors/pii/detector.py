@@ -82,6 +82,7 @@ class PIIDetector(Detector):
                     r.min_digits,
                     r.min_letters,
                     r.lead,
+                    r.plain_lengths,
                     r if type(r).segment_may_match is not Recognizer.segment_may_match else None,
                 )
                 for i, r in enumerate(self._recognizers)
@@ -145,13 +146,15 @@ class PIIDetector(Detector):
         for seg in scan.segments:
             s, e, run, digits, letters = seg
             length = e - s
-            for min_length, i, min_run, min_digits, min_letters, lead, rec in self._segment_tests:
+            plain = digits == length and scan.ascii  # ASCII digits only
+            for min_length, i, min_run, min_digits, min_letters, lead, lengths, rec in self._segment_tests:
                 if length < min_length:
                     break
                 if (
                     run >= min_run
                     and digits >= min_digits
                     and letters >= min_letters
+                    and (not plain or lengths is None or length in lengths)
                     and (rec is None or rec.segment_may_match(text, seg))
                 ):
                     windows.setdefault(i, []).append((s - lead if s > lead else 0, min(n, e + _LOOKAHEAD)))

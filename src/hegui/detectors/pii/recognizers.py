@@ -104,6 +104,9 @@ class Recognizer:
     """``scan = "segment"``: fewest ``a-z`` characters in a match."""
     lead: ClassVar[int] = 0
     """``scan = "segment"``: characters before a segment where a match may start (a plate's province)."""
+    plain_lengths: ClassVar[frozenset[int] | None] = None
+    """``scan = "segment"``: the lengths a segment of ASCII digits only can have to hold a match, when
+    the patterns' guards (no digit before, none after) make a match take the whole run (None: any)."""
 
     def __init__(self) -> None:
         self._compiled: list[tuple[Pattern, re.Pattern[str], tuple[str, ...], float]] = []
@@ -250,6 +253,7 @@ class ResidentIdRecognizer(Recognizer):
     prefilter = "[0-9]{6}"
     scan = "segment"
     min_length, min_run, min_digits = 15, 6, 15
+    plain_lengths = frozenset({15, 18})
     patterns = (
         Pattern(
             "id18",
@@ -331,6 +335,7 @@ class MobileRecognizer(Recognizer):
     prefilter = "[0-9]{4}"
     scan = "segment"
     min_length, min_run, min_digits = 11, 4, 11
+    plain_lengths = frozenset({11, 13, 15})  # 138…, 86138…, 0086138…
     patterns = (
         Pattern(
             "mobile",
@@ -352,6 +357,7 @@ class LandlineRecognizer(Recognizer):
     prefilter = "[0-9]{4}"
     scan = "segment"
     min_length, min_run, min_digits = 10, 4, 10  # 010 234 5678
+    plain_lengths = frozenset(range(10, 17))  # 0 + 2-3 + 3-4 + 4 digits, or 0086 + 2-4 + 3-4 + 4
     patterns = (
         Pattern(
             "landline",
@@ -395,6 +401,7 @@ class BankCardRecognizer(Recognizer):
     prefilter = "[0-9]{4}"
     scan = "segment"
     min_length, min_run, min_digits = 16, 4, 16
+    plain_lengths = frozenset(range(16, 20))
     patterns = (
         Pattern("card", _starting("[1-9]", r"\d{15,18}" + _NDA), 0.9),
         # groups of four with one consistent separator: 6222 0212 3456 7890 123
@@ -430,6 +437,7 @@ class UsccRecognizer(Recognizer):
     prefilter = "[0-9]{6}"
     scan = "segment"
     min_length, min_run, min_digits = 18, 6, 6
+    plain_lengths = frozenset({18})
     patterns = (
         Pattern(
             "uscc",
@@ -559,6 +567,7 @@ class TwPermitRecognizer(Recognizer):
     prefilter = "[0-9]{6}"
     scan = "segment"
     min_length, min_run, min_digits = 8, 8, 8
+    plain_lengths = frozenset({8, 10})  # 台胞证 numbers; L… needs a letter
     patterns = (
         Pattern("tw_permit", _starting("l", r"\d{8}" + _NA, _NOT_AFTER_ALNUM), 0.4, 0.9),
         Pattern(
