@@ -28,7 +28,7 @@ from hegui.classifier.evaluate import Evaluation, Outcome
 from hegui.classifier.model import RiskModel, default_model_path
 from hegui.classifier.train import TrainOptions, binary_metrics, train
 
-OPTIONS = TrainOptions(ngram_range=(1, 3), family="lr", C=4.0, max_features=200_000, source_balance=0.5,
+OPTIONS = TrainOptions(ngram_range=(1, 3), family="lr", C=4.0, max_features=100_000, source_balance=0.5,
                        target_fpr=0.05, seed=0)
 SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
 

@@ -28,7 +28,7 @@ Progress = Callable[[str], None]
 class TrainOptions:
     ngram_range: tuple[int, int] = (1, 3)
     min_df: int = 2
-    max_features: int | None = 200_000
+    max_features: int | None = 100_000
     family: Family = "lr"
     C: float = 4.0
     min_code_examples: int = 15

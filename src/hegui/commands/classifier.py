@@ -99,7 +99,7 @@ def train_classifier(
     ngram: str = typer.Option("1-3", "--ngram", help="Character n-gram range, e.g. 1-3 or 2-4."),
     family: str = typer.Option("lr", "--family", help="Linear model: lr (logistic regression) or svm."),
     c: float = typer.Option(4.0, "--C", help="Inverse regularisation strength."),
-    max_features: int = typer.Option(200_000, "--max-features", help="Keep the most frequent n-grams (0 = all)."),
+    max_features: int = typer.Option(100_000, "--max-features", help="Keep the most frequent n-grams (0 = all)."),
     source_balance: float = typer.Option(
         0.5, "--source-balance", help="0 = raw mix of sources, 1 = every source weighs the same."),
     target_fpr: float = typer.Option(
