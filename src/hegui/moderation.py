@@ -170,21 +170,23 @@ class Moderator:
         decision_id: str | None = None,
     ) -> Verdict:
         action = Action.ALLOW
+        severity = 0
         message: str | None = None
         to_mask: list[Finding] = []
         # Texts often carry many findings of one risk and score (a lexicon list); decide each once.
-        memo: dict[tuple[str, float], tuple[Action, str | None]] = {}
+        memo: dict[tuple[str, float], tuple[Action, str | None, int]] = {}
         for f in findings:
             key = (f.risk, f.score)
             decided = memo.get(key)
             if decided is None:
-                decided = memo[key] = self.policy.action_for(f.risk, direction, scene, f.score)
-            a, msg = decided
+                a, msg = self.policy.action_for(f.risk, direction, scene, f.score)
+                decided = memo[key] = (a, msg, a.severity)
+            a, msg, sev = decided
             if a is Action.MASK:
                 to_mask.append(f)
-            if a.severity > action.severity:
-                action, message = a, msg
-            elif a.severity == action.severity and message is None:
+            if sev > severity:
+                action, message, severity = a, msg, sev
+            elif sev == severity and message is None:
                 message = msg
         if failed and self.policy.fails_closed(scene) and action.severity < Action.REFUSE.severity:
             action, message = Action.REFUSE, self.policy.error_refusal
