@@ -26,8 +26,15 @@ pytest: $(STAMP)
 
 test: lint typecheck pytest
 
+# Benchmarks print ratios against a baseline measured in the same run; they are not tests.
 bench: $(STAMP)
 	$(BIN)/python bench/moderation.py
+	$(BIN)/python bench/matchers.py
+	$(BIN)/python bench/pii.py
+	$(BIN)/python bench/classifier.py
+	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/ledger_latency.py
+	$(BIN)/python bench/labeling.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
