@@ -177,6 +177,20 @@ def test_random_texts(text: str) -> None:
         assert_same(det, normalize(text).text)
 
 
+DENSE = [
+    *"0123456789 -+().:@xXaeEgclhmkK京沪粤A·•一二三四五六七八九零两：\u0663\u212a挂",
+    *("姓名", "我叫", "住在", "地址", "手机", "身份证", "护照", "台胞证", "车牌", "ip"),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(DENSE), max_size=40).map("".join))
+def test_dense_texts(text: str) -> None:
+    """Short texts made almost only of characters the patterns care about."""
+    for det in DETECTORS.values():
+        assert_same(det, text)
+
+
 @settings(max_examples=200, deadline=None)
 @given(st.text(max_size=60))
 def test_arbitrary_unicode(text: str) -> None:
