@@ -105,12 +105,9 @@ class Scanner:
         if not all(map(anchorable, words)):
             raise ValueError(f"a trigger word without a character to anchor it at: {words}")
         self._anchored: dict[str, list[tuple[str, int]]] = {}
-        branches = []
         for w in words:
             k = _anchor(w)
             self._anchored.setdefault(w[k], []).append((w, k))
-            ahead = f"(?={re.escape(w[k + 1 :])})" if k + 1 < len(w) else ""
-            branches.append(f"(?<={re.escape(w[: k + 1])}){ahead}")
         anchors = "".join(sorted(self._anchored))
         numerals = re.escape(CJK_NUMERALS)
         seg = f"[{SEGMENT_CLASS}]"
@@ -122,14 +119,33 @@ class Scanner:
             f"(?<=[{_UPPER}])",
             f"(?<=[{numerals}])[0-9{numerals}]{{6}}",
         ]
-        if branches:
-            parts.append(f"(?<=[{re.escape(anchors)}])(?:{'|'.join(branches)})")
+        if self._anchored:
+            parts.append(f"(?<=[{re.escape(anchors)}]){self._trigger_check()}")
         first = f"[0-9a-z{_UPPER}{numerals}{re.escape(anchors)}]"
         self._regex = re.compile(f"{first}(?:{'|'.join(parts)})")
         self._kind = dict.fromkeys("0123456789abcdefghijklmnopqrstuvwxyz", _SEG)
         self._kind.update(dict.fromkeys("ABCDEFGHIJKLMNOPQRSTUVWXYZ\u212a", _UP))
         self._kind.update(dict.fromkeys(CJK_NUMERALS, _NUM))
         self._kind.update(dict.fromkeys(self._anchored, _TRIG))
+
+    def _trigger_check(self) -> str:
+        """The regex that confirms a trigger word around the anchor character just read.
+
+        An atomic group finds which anchor it was (most frequent first) and sets that anchor's
+        capture group; nested conditionals then check only that anchor's words. Plain alternatives
+        (one lookbehind per word) would try every word at every anchor character, and failing at a
+        common one such as 当 is the usual case."""
+        order = sorted(self._anchored, key=lambda c: (FREQUENT.find(c) % (len(FREQUENT) + 1), c))
+        which = "|".join(f"(?<=({re.escape(c)}))" for c in order)
+        check = "(?!)"
+        for group, c in reversed(list(enumerate(order, 1))):
+            words = []
+            for w, k in self._anchored[c]:
+                behind = f"(?<={re.escape(w[: k + 1])})" if k else ""
+                ahead = f"(?={re.escape(w[k + 1 :])})" if k + 1 < len(w) else ""
+                words.append(behind + ahead)
+            check = f"(?({group})(?:{'|'.join(words)})|{check})"
+        return f"(?>{which}){check}"
 
     def scan(self, text: str) -> Scan:
         segments: list[Segment] = []
