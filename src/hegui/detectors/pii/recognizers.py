@@ -635,6 +635,7 @@ class IpAddressRecognizer(Recognizer):
     prefilter = r"[0-9]\.[0-9]"
     scan = "segment"
     min_length, min_digits = 7, 4
+    plain_lengths = frozenset()  # an address has dots or colons
     patterns = (
         Pattern(
             "ipv4",
