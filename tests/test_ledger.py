@@ -497,8 +497,8 @@ def test_concurrent_appends_from_processes(target: Target) -> None:
         subprocess.Popen([sys.executable, "-c", script, target.url, f"p{n}", "40"], stderr=subprocess.PIPE)
         for n in range(2)
     ]
-    for p in procs:
-        _, err = p.communicate(timeout=120)
+    results = [p.communicate(timeout=120) for p in procs]  # wait for both before asserting: no strays
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
     with Ledger.open(target.url) as led:
         rows = led.decisions(limit=None, newest_first=False)
@@ -514,8 +514,8 @@ def test_concurrent_first_open_migrates_once(target: Target) -> None:
         subprocess.Popen([sys.executable, "-c", script, target.url, f"w{n}", "3"], stderr=subprocess.PIPE)
         for n in range(2)
     ]
-    for p in procs:
-        _, err = p.communicate(timeout=120)
+    results = [p.communicate(timeout=120) for p in procs]  # wait for both before asserting: no strays
+    for p, (_, err) in zip(procs, results, strict=True):
         assert p.returncode == 0, err.decode()
     with Ledger.open(target.url, create=False) as led:
         assert led.count_decisions() == 6 and led.verify().ok

@@ -13,6 +13,7 @@ import hashlib
 import os
 import secrets
 import threading
+import time
 from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ import sqlalchemy as sa
 from alembic.util import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from hegui.errors import UserError
@@ -227,7 +228,7 @@ class Ledger:
             engine = _postgres_engine(u, cfg, dict(opts))
         ledger = cls(engine, cfg)
         try:
-            ledger._prepare(create)
+            ledger._prepare_retrying(create)
         except LedgerError:
             engine.dispose()
             raise
@@ -251,6 +252,20 @@ class Ledger:
             base_dir = base_dir or cfg.base_dir
         url = resolve_sqlite_path(ledger_cfg.url, base_dir)
         return cls.open(url, create=ledger_cfg.auto_migrate if create is None else create, config=ledger_cfg)
+
+    def _prepare_retrying(self, create: bool, attempts: int = 8) -> None:
+        """:meth:`_prepare`, retried while another process holds SQLite's lock: workers started
+        together race to switch a new file to WAL and to migrate it, and SQLite answers some of those
+        collisions with an immediate "database is locked" instead of waiting out busy_timeout."""
+        for attempt in range(attempts):
+            try:
+                self._prepare(create)
+                return
+            except OperationalError as exc:
+                if not self._sqlite or "locked" not in str(exc) or attempt == attempts - 1:
+                    raise
+                self.engine.dispose()
+                time.sleep(0.05 * 2**attempt)
 
     def _prepare(self, create: bool) -> None:
         head = schema.head_revision()

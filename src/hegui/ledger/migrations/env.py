@@ -16,6 +16,10 @@ def run_migrations(connection: Connection) -> None:
         version_table=VERSION_TABLE,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        # SQLite runs DDL in transactions too; alembic assumes it does not and would then commit
+        # migration by migration, letting a second worker starting at the same moment see a
+        # half-migrated database. One transaction (BEGIN IMMEDIATE, see schema.upgrade) for all.
+        transactional_ddl=True,
     )
     with context.begin_transaction():
         if connection.dialect.name == "postgresql":
