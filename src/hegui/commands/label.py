@@ -153,15 +153,7 @@ def label_audio(
     no_explicit: bool = NoExplicitOpt,
 ) -> None:
     """Label audio: the 短长短短 cue (labeling.audio.*) and the AIGC tag (RIFF/ID3 TXXX/Vorbis comment)."""
-
-    def job(s: Path, d: Path, cfg: HeguiConfig, lab: AIGCLabel) -> AIGCLabel:
-        from hegui.labeling.formats import load_module
-
-        module = load_module("hegui.labeling.audio")
-        if not hasattr(module, "label_audio"):
-            raise UserError("audio labelling is not available in this build")
-        result: AIGCLabel = module.label_audio(s, d, cfg, lab)
-        return result
+    from hegui.labeling.audio import label_audio as job
 
     _run("audio", src, output, config, label, no_explicit, job)
 
@@ -175,15 +167,7 @@ def label_video(
     no_explicit: bool = NoExplicitOpt,
 ) -> None:
     """Label video: text burnt into the opening ≥ 2 s (labeling.video.*) and the AIGC key in moov/udta/meta."""
-
-    def job(s: Path, d: Path, cfg: HeguiConfig, lab: AIGCLabel) -> AIGCLabel:
-        from hegui.labeling.formats import load_module
-
-        module = load_module("hegui.labeling.video")
-        if not hasattr(module, "label_video"):
-            raise UserError("video labelling is not available in this build")
-        result: AIGCLabel = module.label_video(s, d, cfg, lab)
-        return result
+    from hegui.labeling.video import label_video as job
 
     _run("video", src, output, config, label, no_explicit, job)
 
