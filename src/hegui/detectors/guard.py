@@ -308,17 +308,24 @@ class OpenAIBackend:
             except httpx.HTTPError as exc:
                 last = f"{type(exc).__name__}: {exc}"
                 continue
-            if r.status_code == 429 or r.status_code >= 500:
+            verdict = self._read(r)
+            if verdict is None:
                 last = f"HTTP {r.status_code}"
                 continue
-            if r.status_code >= 400:
-                raise DetectorError(f"guard (openai): HTTP {r.status_code} from {self.url}")
-            try:
-                data = r.json()
-            except ValueError:
-                raise DetectorError("guard (openai): response is not JSON") from None
-            return _parse_or_fail(self._content(data), self.name)
+            return verdict
         raise DetectorError(f"guard (openai): {self.url} failed after {self.retries + 1} attempt(s): {last}")
+
+    def _read(self, r: Any) -> GuardVerdict | None:
+        """The verdict in an answer, or None when the status says try again (429, 5xx)."""
+        if r.status_code == 429 or r.status_code >= 500:
+            return None
+        if r.status_code >= 400:
+            raise DetectorError(f"guard (openai): HTTP {r.status_code} from {self.url}")
+        try:
+            data = r.json()
+        except ValueError:
+            raise DetectorError("guard (openai): response is not JSON") from None
+        return _parse_or_fail(self._content(data), self.name)
 
     async def aclassify(self, text: str) -> GuardVerdict:
         import httpx
@@ -336,16 +343,11 @@ class OpenAIBackend:
                 except httpx.HTTPError as exc:
                     last = f"{type(exc).__name__}: {exc}"
                     continue
-                if r.status_code == 429 or r.status_code >= 500:
+                verdict = self._read(r)
+                if verdict is None:
                     last = f"HTTP {r.status_code}"
                     continue
-                if r.status_code >= 400:
-                    raise DetectorError(f"guard (openai): HTTP {r.status_code} from {self.url}")
-                try:
-                    data = r.json()
-                except ValueError:
-                    raise DetectorError("guard (openai): response is not JSON") from None
-                return _parse_or_fail(self._content(data), self.name)
+                return verdict
         raise DetectorError(f"guard (openai): {self.url} failed after {self.retries + 1} attempt(s): {last}")
 
     def close(self) -> None:
