@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from hegui.detectors.base import Detector, Finding
+from hegui.validators import RegexStr
 
 if TYPE_CHECKING:
     from hegui.text import NormalizedText
@@ -452,17 +453,8 @@ class ExtraRuleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     id: str = Field(pattern=r"^[a-z][a-z0-9_.]*$")
     family: Family = "override"
-    regex: str
+    regex: RegexStr
     score: float = Field(default=0.8, ge=0.0, le=1.0)
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
-        return v
 
 
 class InjectionConfig(BaseModel):

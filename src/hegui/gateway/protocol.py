@@ -120,17 +120,22 @@ def text_chunk(id: str, model: str, created: int, text: str, finish_reason: str 
     }
 
 
-def chunk_text(chunk: dict[str, Any]) -> str:
-    """Text carried by one upstream chunk (chat ``delta.content`` or completion ``text``)."""
-    choices = chunk.get("choices") or []
+def _choice_text(body: dict[str, Any], key: str) -> str:
+    """Text of the first choice: ``choices[0][key].content`` (chat) or ``choices[0].text``."""
+    choices = body.get("choices") or []
     if not choices or not isinstance(choices[0], dict):
         return ""
     choice = choices[0]
-    delta = choice.get("delta")
-    if isinstance(delta, dict):
-        return content_text(delta.get("content"))
+    part = choice.get(key)
+    if isinstance(part, dict):
+        return content_text(part.get("content"))
     text = choice.get("text")
     return text if isinstance(text, str) else ""
+
+
+def chunk_text(chunk: dict[str, Any]) -> str:
+    """Text carried by one upstream chunk (chat ``delta.content`` or completion ``text``)."""
+    return _choice_text(chunk, "delta")
 
 
 def chunk_finish_reason(chunk: dict[str, Any]) -> str | None:
@@ -143,15 +148,7 @@ def chunk_finish_reason(chunk: dict[str, Any]) -> str | None:
 
 def response_text(body: dict[str, Any]) -> str:
     """Text of a non-streamed upstream response (chat ``message.content`` or completion ``text``)."""
-    choices = body.get("choices") or []
-    if not choices or not isinstance(choices[0], dict):
-        return ""
-    choice = choices[0]
-    message = choice.get("message")
-    if isinstance(message, dict):
-        return content_text(message.get("content"))
-    text = choice.get("text")
-    return text if isinstance(text, str) else ""
+    return _choice_text(body, "message")
 
 
 def set_response_text(body: dict[str, Any], text: str, finish_reason: str | None = None) -> None:

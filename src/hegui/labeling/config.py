@@ -56,20 +56,18 @@ class TextLabelConfig(BaseModel):
         return _check_label(value)
 
 
-class ImageLabelConfig(BaseModel):
-    """Explicit label drawn on images."""
+class DrawnLabelConfig(BaseModel):
+    """An explicit label drawn as text on pixels (images and video frames)."""
 
     model_config = ConfigDict(extra="forbid")
     text: str = "AI生成"
-    """Text drawn on the image."""
+    """Text drawn on the image or frames."""
     position: ImagePosition = "bottom-right"
     """Edge or corner the label goes on (GB 45438: edge or corner)."""
     height_ratio: float = Field(default=0.05, ge=0.05, le=0.5)
-    """Glyph height as a share of the image's shorter side; GB 45438 asks for at least 0.05."""
+    """Glyph height as a share of the shorter side; GB 45438 asks for at least 0.05."""
     font: str | None = None
     """TrueType/OpenType font (.ttf/.otf/.ttc) for ``text``; unset uses the bundled Noto Sans SC subset."""
-    watermark: bool = False
-    """Also hide an invisible watermark (DWT-DCT-SVD) tied to the label's ProduceID in the pixels."""
 
     @field_validator("text")
     @classmethod
@@ -77,22 +75,22 @@ class ImageLabelConfig(BaseModel):
         return _check_label(value)
 
 
-class VideoLabelConfig(BaseModel):
+class ImageLabelConfig(DrawnLabelConfig):
+    """Explicit label drawn on images."""
+
+    watermark: bool = False
+    """Also hide an invisible watermark (DWT-DCT-SVD) tied to the label's ProduceID in the pixels."""
+
+
+class VideoLabelConfig(DrawnLabelConfig):
     """Explicit label burnt into video frames (used by :mod:`hegui.labeling.video`)."""
 
-    model_config = ConfigDict(extra="forbid")
-    text: str = "AI生成"
-    """Text drawn on the frames."""
     position: ImagePosition = "top-left"
     """Edge or corner of the frame."""
-    height_ratio: float = Field(default=0.05, ge=0.05, le=0.5)
-    """Glyph height as a share of the frame's shorter side (≥ 0.05)."""
     duration_s: float = Field(default=2.0, ge=2.0)
     """Seconds the label stays on from the first frame (GB 45438: ≥ 2 s on the opening frames)."""
     whole_video: bool = False
     """Keep the label on every frame, not only the opening ``duration_s``."""
-    font: str | None = None
-    """Font for ``text``; unset uses the bundled subset."""
     crf: int = Field(default=18, ge=0, le=51)
     """libx264 constant rate factor of the re-encode (lower is better; 18 is visually lossless)."""
     preset: Literal[
@@ -101,11 +99,6 @@ class VideoLabelConfig(BaseModel):
     """libx264 speed/size trade-off of the re-encode."""
     audio: Literal["copy", "aac"] = "copy"
     """``copy`` keeps the audio packets when the container takes the codec; ``aac`` always re-encodes."""
-
-    @field_validator("text")
-    @classmethod
-    def _compliant(cls, value: str) -> str:
-        return _check_label(value)
 
 
 class AudioLabelConfig(BaseModel):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -13,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from hegui.detectors.pii.recognizers import ENTITY_KINDS
 from hegui.masking import Operator
+from hegui.validators import RegexStr
 
 if TYPE_CHECKING:
     from hegui.masking import TokenVault
@@ -27,20 +27,11 @@ _warned_dev_salt = False
 class CustomPatternConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str
-    regex: str
+    regex: RegexStr
     """Python regex, matched case-insensitively against normalised text; a group ``v`` is the span."""
     score: float = Field(default=0.6, ge=0.0, le=1.0)
     """Score without a context word (0: only report with one)."""
     context_score: float | None = Field(default=None, ge=0.0, le=1.0)
-
-    @field_validator("regex")
-    @classmethod
-    def _compiles(cls, v: str) -> str:
-        try:
-            re.compile(v)
-        except re.error as exc:
-            raise ValueError(f"invalid regex: {exc}") from None
-        return v
 
 
 class CustomRecognizerConfig(BaseModel):
