@@ -231,7 +231,8 @@ def main() -> None:
         with Ledger.open(f"sqlite:///{tmp}/bench.db") as ledger:
             ledger.ensure_account("acc_bench")
             ledger.ensure_api_key("acc_bench", BENCH_KEY)
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        env = {"HEGUI_PII_SALT": "hegui-bench-pii-salt", "HEGUI_IDENTIFIER_SALT": "hegui-bench-identifier-salt",
+               **os.environ, "PYTHONUNBUFFERED": "1"}
         try:
             upstream = subprocess.Popen(
                 [py, "-m", "hegui.gateway.demo_upstream", "--port", str(up_port), "--token-delay-ms", "0"], env=env)

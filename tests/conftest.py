@@ -9,6 +9,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+# `hegui serve` refuses to start without secret salts; the servers the tests start (and their
+# subprocesses) get test salts, as a deployment would get real ones.
+TEST_SALTS = {"HEGUI_PII_SALT": "hegui-tests-pii-salt", "HEGUI_IDENTIFIER_SALT": "hegui-tests-identifier-salt"}
+for _name, _value in TEST_SALTS.items():
+    os.environ.setdefault(_name, _value)
+
 
 def shared_data_dir() -> Path:
     env = os.environ.get("HEGUI_SHARED_DATA")

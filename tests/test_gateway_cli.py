@@ -114,3 +114,30 @@ def test_serve_with_two_workers_adds_up_metrics(tmp_path: Path) -> None:
         body = httpx.get(url + "/metrics").text
     m = re.search(r'hegui_requests_total\{route="/v1/models",status="200"\} (\S+)', body)
     assert m and float(m.group(1)) == 24
+
+
+def test_serve_refuses_to_start_without_salts(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k not in ("HEGUI_PII_SALT", "HEGUI_IDENTIFIER_SALT")}
+    port = free_port()
+    res = subprocess.run([*HEGUI, "serve", "--port", str(port)], capture_output=True, text=True, timeout=60, env=env)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in res.stderr
+    assert "$HEGUI_PII_SALT and $HEGUI_IDENTIFIER_SALT not set" in lines[0]
+    # one salt present: only the other is named
+    res = subprocess.run([*HEGUI, "serve", "--port", str(port)], capture_output=True, text=True, timeout=60,
+                         env={**env, "HEGUI_PII_SALT": "s"})
+    assert res.returncode == 2 and "$HEGUI_IDENTIFIER_SALT not set" in res.stderr
+    assert "HEGUI_PII_SALT" not in res.stderr
+
+
+def test_serve_starts_without_salts_when_the_config_allows_it(tmp_path: Path) -> None:
+    env = {"HEGUI_PII_SALT": "", "HEGUI_IDENTIFIER_SALT": ""}  # empty counts as unset
+    cfg = tmp_path / "hegui.yaml"
+    cfg.write_text(f"gateway:\n  allow_development_salts: true\nledger:\n  url: sqlite:///{tmp_path}/l.db\n",
+                   encoding="utf-8")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    output: list[str] = []
+    with background("serve", "--config", str(cfg), "--port", str(port), url=url, output=output, env=env):
+        assert httpx.get(url + "/healthz", timeout=5).status_code == 200

@@ -37,6 +37,20 @@ def _load(config: Path | None) -> Any:
     return load_config(config)
 
 
+def require_salts(cfg: Any, environ: Any = None) -> None:
+    """Hashes of personal data are only as private as their salt: refuse to serve without real ones.
+
+    Without ``$HEGUI_PII_SALT`` evidence ids and hashed masks use a public development salt, and
+    without ``$HEGUI_IDENTIFIER_SALT`` identifiers are hashed with a salt kept in the database they
+    protect. ``hegui demo`` and a config with ``gateway.allow_development_salts: true`` accept that."""
+    env = os.environ if environ is None else environ
+    missing = [name for name in (cfg.pii.hash_salt_env, cfg.ledger.identifier_salt_env) if not env.get(name)]
+    if missing and not cfg.gateway.allow_development_salts:
+        names = " and ".join(f"${m}" for m in missing)
+        raise UserError(f"{cfg.source}: {names} not set: hegui serve needs secret salts for hashing personal "
+                        "data (or gateway.allow_development_salts: true for development)")
+
+
 def serve(
     config: Path | None = typer.Option(None, "--config", "-c", help="hegui.yaml to use (default: embedded defaults).",
                                        exists=False, dir_okay=False),
@@ -53,6 +67,7 @@ def serve(
     if log_level not in LOG_LEVELS:
         raise UserError(f"--log-level: {log_level!r} is not one of {', '.join(LOG_LEVELS)}")
     cfg = _load(config)
+    require_salts(cfg)
     host = host or cfg.gateway.host
     port = cfg.gateway.port if port is None else port
     workers = workers or cfg.gateway.workers

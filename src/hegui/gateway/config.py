@@ -77,6 +77,18 @@ class GatewayConfig(BaseModel):
     """How long a verified API key is cached in the worker (0 = look it up every request)."""
     max_body_bytes: int = Field(default=2_000_000, gt=0)
     """Largest request body accepted (413 above)."""
+    max_json_depth: int = Field(default=64, ge=2, le=512)
+    """Deepest nesting of arrays and objects accepted in a request body (400 above)."""
+    max_messages: int = Field(default=2048, ge=1)
+    """Most messages accepted in one chat request (400 above)."""
+    max_input_chars: int = Field(default=500_000, ge=1)
+    """Most characters of text (all messages, parts and tool definitions together) in one request (413 above)."""
+    verdict_cache_entries: int = Field(default=50_000, ge=0)
+    """Input verdicts kept per worker by hash of (account, scene, text), so resent history is not checked
+    again (0 = off)."""
+    allow_development_salts: bool = False
+    """Let ``hegui serve`` start without ``$HEGUI_PII_SALT`` and ``$HEGUI_IDENTIFIER_SALT`` (hashes are
+    then made with a public or a per-database salt). Never in production."""
     stream_checkpoint_seconds: float = Field(default=5.0, ge=0)
     """During a long stream, record how much was sent this often, so a crash leaves a trace (0 = off)."""
     request_timeout: float = Field(default=300.0, gt=0)

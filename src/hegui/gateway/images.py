@@ -25,7 +25,9 @@ from starlette.responses import JSONResponse, Response
 
 from hegui.errors import UserError
 from hegui.gateway import demo_upstream
-from hegui.gateway.errors import GatewayError, bad_request
+from hegui.gateway.errors import GatewayError
+from hegui.gateway.input_check import InputPart
+from hegui.gateway.request_models import ImageGenerationRequest, validate_body
 from hegui.gateway.routes import DECISION_HEADER, REQUEST_HEADER, Call, collect_task, label_header
 from hegui.gateway.upstream import DemoUpstream, HTTPUpstream, Upstream, UpstreamFailure, UpstreamRejected
 from hegui.labeling.image import check_structure, label_image_bytes
@@ -39,7 +41,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("hegui.gateway.images")
 
 IMAGES_PATH = "/images/generations"
-MAX_IMAGES = 10
 """OpenAI's own limit on ``n``."""
 MAX_IMAGE_BYTES = 32 * 1024 * 1024
 """Largest image hegui decodes (one image, as sent or fetched)."""
@@ -84,29 +85,22 @@ class ImageGenerations:
         gw = self.gw
         principal = await gw.auth.authenticate(request)
         body = await gw.read_json(request)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise bad_request("'model' is required and must be a string", param="model")
-        prompt = body.get("prompt")
-        if not isinstance(prompt, str) or not prompt.strip():
-            raise bad_request("'prompt' is required and must be a non-empty string", param="prompt")
-        n = body.get("n", 1)
-        if n is not None and (not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= MAX_IMAGES):
-            raise bad_request(f"'n' must be an integer from 1 to {MAX_IMAGES}", param="n")
-        if body.get("stream"):
-            raise bad_request("streamed image generation is not supported by hegui", param="stream")
+        req = validate_body(ImageGenerationRequest, body)
+        model = req.model
         call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=gw.scene_for(request, principal),
-                    body=body, model=model, chat=False, stream=False)
-        vin = await gw.check(call, prompt, "input")
+                    body=body, model=model, chat=False, stream=False, parts=[InputPart(("prompt",), req.prompt)])
+        gw.check_limits(call.parts, 0)
+        rv = await gw.check_input(call)
+        vin = rv.verdict
         headers = {DECISION_HEADER: vin.decision_id, REQUEST_HEADER: call.request_id}
         if not vin.allowed:
-            await gw.record(call, vin)
+            await gw.record_input(call, rv)
             refused = content_filter_error(vin.refusal or vin.text)
-            refused["hegui"] = gw.extension(vin, None)
+            refused["hegui"] = gw.refusal_extension(rv)
             return JSONResponse(refused, status_code=400, headers=headers)
         # as for chat: the input record is committed while the upstream works, and before we answer
-        rec_in = asyncio.ensure_future(gw.record(call, vin))
-        upstream_body = gw.upstream_body(call, vin)  # a masked prompt replaces the original
+        rec_in = asyncio.ensure_future(gw.record_input(call, rv))
+        upstream_body = gw.upstream_body(call, rv)  # a masked prompt replaces the original
         try:
             got: UpstreamImages = await gw.call_upstream(call, rec_in, lambda: self.generate(model, upstream_body))
             await rec_in

@@ -54,6 +54,9 @@ class GatewayMetrics:
             "hegui_fail_open", "Requests let through unchecked in a fail-open scene", ["reason"], registry=r,
         )
         self.stream_cuts = Counter("hegui_stream_cuts", "Streams cut by output moderation", registry=r)
+        self.verdict_cache_hits = Counter(
+            "hegui_verdict_cache_hits", "Request parts whose input verdict came from the cache", registry=r,
+        )
 
     def record_decision(self, direction: str, action: str, risks: list[str]) -> None:
         for risk in sorted(set(risks)) or ["none"]:

@@ -25,7 +25,24 @@ from starlette.responses import JSONResponse, Response
 from hegui.gateway import protocol
 from hegui.gateway.auth import KeyAuth, Principal
 from hegui.gateway.errors import GatewayError, bad_request, service_unavailable
+from hegui.gateway.input_check import (
+    InputPart,
+    RequestVerdict,
+    VerdictCache,
+    chat_parts,
+    check_parts,
+    completion_parts,
+    total_chars,
+)
 from hegui.gateway.metrics import GatewayMetrics
+from hegui.gateway.request_models import (
+    AdminKeyRequest,
+    ChatCompletionRequest,
+    CompletionRequest,
+    ModerationRequest,
+    parse_json_body,
+    validate_body,
+)
 from hegui.gateway.streaming import SSEResponse
 from hegui.gateway.upstream import OpenStream, UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.labeling.text import HEADER_NAME as LABEL_HEADER
@@ -74,6 +91,8 @@ class Call:
     model: str
     chat: bool
     stream: bool
+    parts: list[InputPart] = field(default_factory=list)
+    """Every text of the request that input moderation checks."""
     created: int = field(default_factory=lambda: int(time.time()))
 
 
@@ -91,6 +110,7 @@ class Gateway:
         self.auth = KeyAuth(ledger, cfg.gateway)
         self._fail_open = set(cfg.gateway.fail_open_scenes)
         self.labeler = TextLabeler(cfg)
+        self.verdicts = VerdictCache(cfg.gateway.verdict_cache_entries)
 
     # -- request plumbing -------------------------------------------------------------------------
 
@@ -103,13 +123,16 @@ class Gateway:
         if len(raw) > self.gw.max_body_bytes:
             raise GatewayError(413, f"request body larger than {self.gw.max_body_bytes} bytes",
                                code="request_too_large")
-        try:
-            body = json.loads(raw)
-        except ValueError as exc:
-            raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
-        if not isinstance(body, dict):
-            raise bad_request("request body must be a JSON object", code="invalid_json")
-        return body
+        return parse_json_body(raw, self.gw.max_json_depth)
+
+    def check_limits(self, parts: list[InputPart], messages: int) -> None:
+        if messages > self.gw.max_messages:
+            raise bad_request(f"messages: {messages} messages, more than gateway.max_messages "
+                              f"({self.gw.max_messages})", param="messages", code="too_many_messages")
+        chars = total_chars(parts)
+        if chars > self.gw.max_input_chars:
+            raise GatewayError(413, f"the request's texts hold {chars} characters, more than "
+                               f"gateway.max_input_chars ({self.gw.max_input_chars})", code="request_too_large")
 
     def scene_for(self, request: Request, principal: Principal) -> str:
         """The key's own scene wins (a minor's key cannot opt out); otherwise the header, if allowed."""
@@ -128,21 +151,17 @@ class Gateway:
     async def start_call(self, request: Request, chat: bool) -> Call:
         principal = await self.auth.authenticate(request)
         body = await self.read_json(request)
-        model = body.get("model")
-        if not isinstance(model, str) or not model:
-            raise bad_request("'model' is required and must be a string", param="model")
-        n = body.get("n", 1)
-        if n not in (1, None):
-            raise bad_request("only n=1 is supported by hegui", param="n")
         if chat:
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise bad_request("'messages' is required and must be a non-empty list", param="messages")
-        elif "prompt" not in body:
-            raise bad_request("'prompt' is required", param="prompt")
+            req: ChatCompletionRequest | CompletionRequest = validate_body(ChatCompletionRequest, body)
+            parts = chat_parts(body)
+            self.check_limits(parts, len(body["messages"]))
+        else:
+            req = validate_body(CompletionRequest, body)
+            parts = completion_parts(body)
+            self.check_limits(parts, 0)
         return Call(
             request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
-            body=body, model=model, chat=chat, stream=bool(body.get("stream")),
+            body=body, model=req.model, chat=chat, stream=bool(req.stream), parts=parts,
         )
 
     # -- moderation and records -------------------------------------------------------------------
@@ -155,25 +174,42 @@ class Gateway:
         return Verdict(decision_id=new_decision_id(), action=Action.ALLOW, direction=direction, scene=scene,
                        findings=[], text=text, failed_detectors=["moderation"], redacted="")
 
-    async def check(self, call: Call, text: str, direction: Direction) -> Verdict:
-        t0 = time.perf_counter()
+    async def moderate(self, call: Call, text: str, direction: Direction) -> Verdict:
+        """One text through the moderator; a failure refuses the request unless the scene fails open."""
         try:
-            verdict = await self.moderator.acheck(text, direction=direction, scene=call.scene)
+            return await self.moderator.acheck(text, direction=direction, scene=call.scene)
         except Exception:
             log.exception("moderation failed (%s, scene %s)", direction, call.scene)
             if self.fails_open(call.scene):
                 self.metrics.fail_open.labels("moderation").inc()
-                verdict = self.unchecked_verdict(text, direction, call.scene)
-            else:
-                self.metrics.fail_closed.labels("moderation").inc()
-                raise service_unavailable("content moderation is unavailable; request refused",
-                                          "moderation_unavailable") from None
+                return self.unchecked_verdict(text, direction, call.scene)
+            self.metrics.fail_closed.labels("moderation").inc()
+            raise service_unavailable("content moderation is unavailable; request refused",
+                                      "moderation_unavailable") from None
+
+    async def check(self, call: Call, text: str, direction: Direction) -> Verdict:
+        t0 = time.perf_counter()
+        verdict = await self.moderate(call, text, direction)
         self.metrics.moderation_seconds.labels(direction).observe(time.perf_counter() - t0)
         self.metrics.record_decision(direction, verdict.action.value, verdict.risks)
         return verdict
 
+    async def check_input(self, call: Call) -> RequestVerdict:
+        """Every part of the request (history included; seen parts from the cache), one verdict."""
+        t0 = time.perf_counter()
+        hits = self.verdicts.hits
+        account = call.principal.account_id or call.principal.key_id
+        result = await check_parts(call.parts, lambda text: self.moderate(call, text, "input"),
+                                   self.verdicts, account, call.scene)
+        self.metrics.verdict_cache_hits.inc(self.verdicts.hits - hits)
+        self.metrics.moderation_seconds.labels("input").observe(time.perf_counter() - t0)
+        verdict = result.verdict
+        self.metrics.record_decision("input", verdict.action.value, verdict.risks)
+        return result
+
     def decision_record(self, call: Call, verdict: Verdict, excerpt: str,
-                        stream: dict[str, Any] | None = None) -> DecisionRecord:
+                        stream: dict[str, Any] | None = None,
+                        findings: list[dict[str, Any]] | None = None) -> DecisionRecord:
         return DecisionRecord(
             decision_id=verdict.decision_id,
             request_id=call.request_id,
@@ -184,7 +220,7 @@ class Gateway:
             scene=call.scene,
             action=verdict.action.value,
             risks=verdict.risks,
-            findings=[f.to_dict() for f in verdict.findings],
+            findings=findings if findings is not None else [f.to_dict() for f in verdict.findings],
             detector_ms={k: round(v, 3) for k, v in verdict.timings_ms.items()},
             excerpt=excerpt,
             stream=stream,
@@ -215,6 +251,9 @@ class Gateway:
         text = verdict.redacted if excerpt is None else excerpt
         await self.write(call, self.decision_record(call, verdict, text))
 
+    async def record_input(self, call: Call, rv: RequestVerdict) -> None:
+        await self.write(call, self.decision_record(call, rv.verdict, rv.excerpt(), findings=rv.finding_dicts()))
+
     # -- responses ---------------------------------------------------------------------------------
 
     @staticmethod
@@ -230,19 +269,26 @@ class Gateway:
             ext["upstream"] = upstream
         return ext
 
-    def refusal_body(self, call: Call, verdict: Verdict) -> dict[str, Any]:
+    def refusal_extension(self, rv: RequestVerdict) -> dict[str, Any]:
+        ext = self.extension(rv.verdict, None)
+        if rv.deciding is not None:
+            ext["refused"] = {"where": rv.deciding.where, "role": rv.deciding.role}
+        return ext
+
+    def refusal_body(self, call: Call, rv: RequestVerdict) -> dict[str, Any]:
+        verdict = rv.verdict
         text = verdict.refusal or verdict.text
         if call.chat:
             body = protocol.chat_completion(protocol.new_id("chatcmpl"), call.model, text, "content_filter")
         else:
             body = protocol.text_completion(protocol.new_id("cmpl"), call.model, text, "content_filter")
-        body["hegui"] = self.extension(verdict, None)
+        body["hegui"] = self.refusal_extension(rv)
         return body
 
-    def refusal_stream(self, call: Call, verdict: Verdict) -> AsyncGenerator[bytes, None]:
-        text = verdict.refusal or verdict.text
+    def refusal_stream(self, call: Call, rv: RequestVerdict) -> AsyncGenerator[bytes, None]:
+        text = rv.verdict.refusal or rv.verdict.text
         cid = protocol.new_id("chatcmpl" if call.chat else "cmpl")
-        ext = self.extension(verdict, None)
+        ext = self.refusal_extension(rv)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             if call.chat:
@@ -258,19 +304,10 @@ class Gateway:
 
         return frames()
 
-    def upstream_body(self, call: Call, verdict: Verdict) -> dict[str, Any]:
-        body = dict(call.body)
-        if verdict.action is Action.MASK and verdict.text:
-            # the upstream sees the masked prompt, never the personal data it carried
-            if call.chat:
-                messages = list(body["messages"])
-                while messages and isinstance(messages[-1], dict) and messages[-1].get("role") == "user":
-                    messages.pop()
-                messages.append({"role": "user", "content": verdict.text})
-                body["messages"] = messages
-            else:
-                body["prompt"] = verdict.text
-        return body
+    @staticmethod
+    def upstream_body(call: Call, rv: RequestVerdict) -> dict[str, Any]:
+        """What the upstream gets: the request with every masked part masked in place."""
+        return rv.masked_body(call.body)
 
     # -- the completion routes ---------------------------------------------------------------------
 
@@ -282,24 +319,18 @@ class Gateway:
 
     async def completion(self, request: Request, chat: bool) -> Response:
         call = await self.start_call(request, chat)
-        if chat:
-            prompt = protocol.last_user_text(call.body["messages"])
-        else:
-            try:
-                prompt = protocol.prompt_text(call.body["prompt"])
-            except ValueError as exc:
-                raise bad_request(str(exc), param="prompt") from None
-        vin = await self.check(call, prompt, "input")
+        rv = await self.check_input(call)
+        vin = rv.verdict
         headers = {DECISION_HEADER: vin.decision_id, REQUEST_HEADER: call.request_id}
         if not vin.allowed:
-            await self.record(call, vin)
+            await self.record_input(call, rv)
             if call.stream:
-                return SSEResponse(self.refusal_stream(call, vin), headers=headers)
-            return JSONResponse(self.refusal_body(call, vin), headers=headers)
+                return SSEResponse(self.refusal_stream(call, rv), headers=headers)
+            return JSONResponse(self.refusal_body(call, rv), headers=headers)
         # the input record is committed while the upstream works; both must succeed before we answer
-        rec_in = asyncio.ensure_future(self.record(call, vin))
+        rec_in = asyncio.ensure_future(self.record_input(call, rv))
         path = CHAT_PATH if chat else COMPLETIONS_PATH
-        body = self.upstream_body(call, vin)
+        body = self.upstream_body(call, rv)
         try:
             if call.stream:
                 return await self.open_stream(call, vin, path, body, rec_in, headers)
@@ -393,18 +424,15 @@ class Gateway:
     async def moderations(self, request: Request) -> Response:
         principal = await self.auth.authenticate(request)
         body = await self.read_json(request)
-        raw = body.get("input")
-        if isinstance(raw, str):
-            texts = [raw]
-        elif isinstance(raw, list) and raw and all(isinstance(t, str) for t in raw):
-            texts = raw
-        else:
-            raise bad_request("'input' must be a string or a non-empty list of strings", param="input")
-        direction = body.get("direction", "input")
-        if direction not in ("input", "output"):
-            raise bad_request("'direction' must be 'input' or 'output'", param="direction")
+        req = validate_body(ModerationRequest, body)
+        texts = [req.input] if isinstance(req.input, str) else req.input
+        direction: Direction = req.direction
+        chars = sum(len(t) for t in texts)
+        if chars > self.gw.max_input_chars:
+            raise GatewayError(413, f"input holds {chars} characters, more than gateway.max_input_chars "
+                               f"({self.gw.max_input_chars})", code="request_too_large")
         call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
-                    body=body, model=str(body.get("model") or "hegui-moderation"), chat=False, stream=False)
+                    body=body, model=req.model or "hegui-moderation", chat=False, stream=False)
         results = []
         ids = []
         for text in texts:
@@ -449,15 +477,9 @@ class Gateway:
 
     async def admin_keys(self, request: Request) -> Response:
         await self.require_admin(request)
-        body = await self.read_json(request)
-        account = body.get("account")
-        if not isinstance(account, str) or not account.strip():
-            raise bad_request("'account' (an account id; created if new) is required", param="account")
-        name = body.get("name", "")
-        if not isinstance(name, str):
-            raise bad_request("'name' must be a string", param="name")
+        req = validate_body(AdminKeyRequest, await self.read_json(request))
         try:
-            key, info = await asyncio.to_thread(create_key, self.ledger, account.strip(), name)
+            key, info = await asyncio.to_thread(create_key, self.ledger, req.account.strip(), req.name)
         except Exception as exc:
             log.exception("creating an API key failed")
             raise service_unavailable(f"cannot create the key: {exc}", "ledger_unavailable") from None
@@ -471,6 +493,7 @@ class Gateway:
         except Exception as exc:
             raise GatewayError(400, f"reload failed, the previous lexicons and policy stay active: {exc}",
                                code="reload_failed") from None
+        self.verdicts.clear()  # cached verdicts were reached with the old lexicons and policy
         self.auth.forget()
         return JSONResponse({"status": "reloaded", "seconds": round(time.perf_counter() - t0, 3)})
 
