@@ -23,6 +23,7 @@ from hegui.errors import ConfigError
 from hegui.gateway.errors import GatewayError
 from hegui.gateway.images import ImageGenerations
 from hegui.gateway.metrics import GatewayMetrics
+from hegui.gateway.openapi import document as openapi_document
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
@@ -37,7 +38,7 @@ CONFIG_ENV = "HEGUI_CONFIG"
 ROUTES = (
     "/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/models", "/v1/moderations",
     "/healthz", "/readyz",
-    "/metrics", "/admin/keys", "/admin/reload",
+    "/metrics", "/openapi.json", "/admin/keys", "/admin/reload",
 )
 
 
@@ -89,6 +90,10 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _server_error(request: Request, exc: Exception) -> Response:
     log.exception("unexpected error on %s", request.url.path, exc_info=exc)
     return GatewayError(500, "internal error in the hegui gateway", type="server_error", code="internal_error").response()
+
+
+async def openapi_route(request: Request) -> Response:
+    return JSONResponse(openapi_document())
 
 
 def check_scenes(cfg: HeguiConfig, moderator: Moderator) -> None:
@@ -163,6 +168,7 @@ def create_app(
             Route("/healthz", gw.healthz, methods=["GET"]),
             Route("/readyz", gw.readyz, methods=["GET"]),
             Route("/metrics", gw.metrics_route, methods=["GET"]),
+            Route("/openapi.json", openapi_route, methods=["GET"]),
             Route("/admin/keys", gw.admin_keys, methods=["POST"]),
             Route("/admin/reload", gw.admin_reload, methods=["POST"]),
         ],

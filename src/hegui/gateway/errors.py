@@ -24,12 +24,13 @@ class GatewayError(Exception):
         param: str | None = None,
         headers: dict[str, str] | None = None,
     ) -> None:
+        message = _printable(message)
         super().__init__(message)
         self.status = status
         self.message = message
         self.type = type
         self.code = code
-        self.param = param
+        self.param = _printable(param) if param is not None else None
         self.headers = headers or {}
 
     def body(self) -> dict[str, Any]:
@@ -37,6 +38,11 @@ class GatewayError(Exception):
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)
+
+
+def _printable(text: str) -> str:
+    """Text safe to encode as UTF-8: a lone surrogate quoted from a bad request becomes ``\\udc00``."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def bad_request(message: str, param: str | None = None, code: str = "invalid_request") -> GatewayError:
