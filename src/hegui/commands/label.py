@@ -188,8 +188,11 @@ def verify(
 ) -> None:
     """Check a file's implicit label, its signature and content, and its explicit label.
 
-    Exit codes: 0 labelled and valid; 1 no implicit label; 3 tampered (signature invalid, content
-    changed since signing, label malformed or conflicting); 2 usage or unreadable file.
+    Labels written by other tools are read too (bare object, numbers for the reserved codes); the
+    signature line says valid, unverifiable, absent, not-hegui or invalid. Exit codes: 0 labelled and
+    consistent (also when the signature is absent or not hegui's); 1 no implicit label; 3 tampered
+    (hegui signature invalid, content changed since signing, label malformed or conflicting);
+    2 usage or unreadable file.
     """
     from hegui.labeling.verify import format_report, verify_file
 

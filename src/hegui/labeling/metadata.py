@@ -2,6 +2,9 @@
 
 ``{"AIGC":{"Label":"1","ContentProducer":…,"ProduceID":…,"ReservedCode1":…,"ContentPropagator":…,
 "PropagateID":…,"ReservedCode2":…}}``. XMP (``TC260:AIGC``) stores only the inner object.
+
+hegui writes that form; :func:`read_label_json` also reads the other shapes labels of other tools
+are found in (bare object, numbers for the reserved codes and ids, nulls), and says what differed.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ import json
 import secrets
 import time
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from hegui.errors import UserError
 
@@ -82,40 +85,8 @@ class AIGCLabel:
 
     @classmethod
     def from_json(cls, s: str | bytes) -> AIGCLabel:
-        """Parse the outer ``{"AIGC":{…}}`` or the inner object. Raises :class:`LabelFormatError`."""
-        if isinstance(s, bytes):
-            try:
-                s = s.decode("utf-8")
-            except UnicodeDecodeError:
-                raise LabelFormatError("implicit label is not UTF-8") from None
-        try:
-            data: Any = json.loads(s)
-        except json.JSONDecodeError as exc:
-            raise LabelFormatError(
-                f"implicit label is not valid JSON ({exc.msg} at char {exc.pos})"
-            ) from None
-        if isinstance(data, dict) and set(data) == {"AIGC"}:
-            data = data["AIGC"]
-            if isinstance(data, str):
-                # Some writers nest the inner object as a JSON string; accept it, write it properly.
-                return cls.from_json(data)
-        if not isinstance(data, dict):
-            raise LabelFormatError("implicit label must be a JSON object")
-        unknown = sorted(set(data) - set(FIELDS))
-        if unknown:
-            raise LabelFormatError(f"implicit label has unknown field {unknown[0]!r}")
-        for name in ("Label", "ContentProducer", "ProduceID"):
-            if name not in data:
-                raise LabelFormatError(f"implicit label lacks the required field {name!r}")
-        values: dict[str, str] = {}
-        for name, attr in zip(FIELDS, _ATTRS, strict=True):
-            v = data.get(name, "")
-            if isinstance(v, int) and not isinstance(v, bool) and name == "Label":
-                v = str(v)
-            if not isinstance(v, str):
-                raise LabelFormatError(f"implicit label field {name!r} must be a string")
-            values[attr] = v
-        return cls(**values)
+        """Parse any shape :func:`read_label_json` accepts. Raises :class:`LabelFormatError`."""
+        return read_label_json(s).label
 
     def validate(self) -> None:
         """Check ``Label`` and the character set of every value (GB 45438 Annex E)."""
@@ -139,6 +110,120 @@ class AIGCLabel:
             propagate_id=propagate_id or new_content_id(),
             reserved_code2="",
         )
+
+
+LabelShape = Literal["wrapped", "bare", "wrapped-string"]
+"""How a label was written: ``{"AIGC":{…}}``, the bare inner object ``{…}``, or ``{"AIGC":"{…}"}``."""
+
+_REQUIRED = ("Label", "ContentProducer", "ProduceID")
+_NAME_FIELDS = ("ContentProducer", "ContentPropagator")
+"""Provider names or codes: a JSON number here has lost its meaning (a code's leading zeros)."""
+_ID_FIELDS = ("ProduceID", "PropagateID")
+
+
+class _JsonNumber(str):
+    """A JSON number kept as its literal text: no float rounding, no lost digits of a long id."""
+
+    __slots__ = ()
+
+    @property
+    def is_integer(self) -> bool:
+        return self.removeprefix("-").isdigit()
+
+
+def _reject_constant(name: str) -> Any:
+    raise LabelFormatError(f"implicit label is not valid JSON ({name} is not a JSON value)")
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # json.loads keeps the last of repeated keys silently; a label saying two things is inconsistent.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise LabelFormatError(f"implicit label repeats the field {key!r}")
+        out[key] = value
+    return out
+
+
+@dataclass(frozen=True)
+class LabelReading:
+    """A label as found in a file, with what its written form did differently from Annex E."""
+
+    label: AIGCLabel
+    shape: LabelShape
+    deviations: tuple[str, ...] = ()
+    """Accepted departures from the standard's form (JSON numbers, nulls, missing optional fields)."""
+    numbers: frozenset[str] = frozenset()
+    """Fields written as JSON numbers (their literal text is the value read)."""
+
+
+def read_label_json(s: str | bytes, *, _depth: int = 0) -> LabelReading:
+    """Read an implicit label in any shape in circulation, or raise :class:`LabelFormatError`.
+
+    Accepted: the wrapped ``{"AIGC":{…}}``, the bare inner object (what XMP ``TC260:AIGC`` holds,
+    and what some tools write everywhere), the inner object nested as a JSON string; any JSON
+    whitespace and a leading BOM; ``Label`` as a number; ``ReservedCode1``/``ReservedCode2`` as any
+    JSON number, ``ProduceID``/``PropagateID`` as an integer (read as their literal text); ``null``
+    or a missing key for the four optional fields (read as empty). Rejected: anything else that
+    is not a string, unknown or repeated keys, a missing or null required field, NaN/Infinity.
+    The values' own constraints (``Label`` 1/2/3, character set) are :meth:`AIGCLabel.validate`'s.
+    """
+    if isinstance(s, bytes):
+        try:
+            s = s.decode("utf-8")
+        except UnicodeDecodeError:
+            raise LabelFormatError("implicit label is not UTF-8") from None
+    text = s.lstrip("\ufeff").strip()
+    try:
+        data: Any = json.loads(
+            text,
+            parse_int=_JsonNumber,
+            parse_float=_JsonNumber,
+            parse_constant=_reject_constant,
+            object_pairs_hook=_no_duplicate_keys,
+        )
+    except json.JSONDecodeError as exc:
+        raise LabelFormatError(f"implicit label is not valid JSON ({exc.msg} at char {exc.pos})") from None
+    shape: LabelShape = "bare"
+    if isinstance(data, dict) and set(data) == {"AIGC"}:
+        data, shape = data["AIGC"], "wrapped"
+        if isinstance(data, str) and not isinstance(data, _JsonNumber):
+            # Some writers nest the record as a JSON string (once; deeper is not a label).
+            if _depth:
+                raise LabelFormatError("implicit label nests the record as a JSON string more than once")
+            inner = read_label_json(data, _depth=_depth + 1)
+            return replace(inner, shape="wrapped-string")
+    if not isinstance(data, dict):
+        raise LabelFormatError("implicit label must be a JSON object")
+    unknown = sorted(set(data) - set(FIELDS))
+    if unknown:
+        raise LabelFormatError(f"implicit label has unknown field {unknown[0]!r}")
+    values: dict[str, str] = {}
+    deviations: list[str] = []
+    numbers: set[str] = set()
+    missing: list[str] = []
+    for name, attr in zip(FIELDS, _ATTRS, strict=True):
+        v = data.get(name)
+        if v is None:
+            if name in _REQUIRED:
+                raise LabelFormatError(f"implicit label lacks the required field {name!r}")
+            if name in data:
+                deviations.append(f"{name} is null (read as empty)")
+            else:
+                missing.append(name)
+            v = ""
+        elif isinstance(v, _JsonNumber):
+            if name in _NAME_FIELDS or (name in _ID_FIELDS and not v.is_integer):
+                raise LabelFormatError(f"implicit label field {name!r} must be a string")
+            numbers.add(name)
+            deviations.append(f"{name} is a JSON number (read as {str(v)!r})")
+            v = str(v)
+        elif not isinstance(v, str):
+            raise LabelFormatError(f"implicit label field {name!r} must be a string")
+        values[attr] = v
+    if missing:
+        deviations.append(f"no {', '.join(missing)} (read as empty)")
+    return LabelReading(AIGCLabel(**values), shape, tuple(deviations), frozenset(numbers))
 
 
 def new_content_id() -> str:

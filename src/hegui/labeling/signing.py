@@ -52,7 +52,11 @@ class SignatureStatus(StrEnum):
     UNSIGNED = "unsigned"
     """The field is empty."""
     MALFORMED = "malformed"
-    """The field is not in a format hegui understands."""
+    """The field is not in hegui's format. The verifier reports this only for a code that claims it
+    (``s1.``/``h1.``) and does not parse; other codes it reports as ``not-hegui``."""
+    NOT_HEGUI = "not-hegui"
+    """The field holds someone else's integrity data (another tool's hash or signature, a number):
+    hegui cannot check it, and it is no evidence either way. Set by the verifier (:func:`is_hegui_code`)."""
 
     @property
     def ok(self) -> bool:
@@ -62,6 +66,7 @@ class SignatureStatus(StrEnum):
             SignatureStatus.UNVERIFIED,
             SignatureStatus.HASH_ONLY,
             SignatureStatus.UNSIGNED,
+            SignatureStatus.NOT_HEGUI,
         )
 
 
@@ -80,6 +85,14 @@ def unb64(text: str, size: int | None = None) -> bytes:
     if size is not None and len(data) != size:
         raise ValueError(f"expected {size} bytes")
     return data
+
+
+HEGUI_CODE_TAGS = ("s1.", "h1.")
+
+
+def is_hegui_code(code: str) -> bool:
+    """Does ``code`` claim hegui's integrity format? Only such a code can fail as tampered."""
+    return code.startswith(HEGUI_CODE_TAGS)
 
 
 def key_id(public_key: Ed25519PublicKey) -> str:

@@ -2,8 +2,14 @@
 
 It reports the label's fields, whether ``ReservedCode1`` (producer) and ``ReservedCode2``
 (propagator) verify, whether the content changed since signing, and, where it can be checked, whether
-the explicit label is present. Outcomes map to exit codes: 0 labelled and valid, 1 unlabelled,
-3 tampered (bad signature, changed content, malformed or conflicting labels).
+the explicit label is present. Outcomes map to exit codes: 0 labelled and consistent, 1 unlabelled,
+3 tampered (bad hegui signature, changed content, malformed or conflicting labels).
+
+A platform reads labels written by any tool (Labeling Measures Art. 6), so the label and its
+signature are judged apart: a well-formed label in another tool's shape (bare object, numbers, see
+:func:`~hegui.labeling.metadata.read_label_json`) whose ``ReservedCode1`` is empty or not hegui's
+format is reported with exit 0 and a ``signature`` of ``absent`` or ``not-hegui``. Only integrity
+data claiming hegui's format (``s1.``/``h1.``) can make a label tampered.
 """
 
 from __future__ import annotations
@@ -14,9 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from hegui.errors import ConfigError, UserError
 from hegui.labeling.formats import Kind, handler_for, kind_of
-from hegui.labeling.metadata import LABEL_MEANINGS, AIGCLabel, LabelFormatError
+from hegui.labeling.metadata import (
+    LABEL_MEANINGS,
+    AIGCLabel,
+    LabelFormatError,
+    LabelReading,
+    read_label_json,
+)
 from hegui.labeling.signing import (
     SignatureStatus,
+    is_hegui_code,
     load_public_key,
     load_trusted_public_key,
     verify_propagation,
@@ -32,6 +45,21 @@ EXIT_VALID = 0
 EXIT_UNLABELLED = 1
 EXIT_TAMPERED = 3
 
+SIGNATURE_SUMMARY: dict[SignatureStatus, str] = {
+    SignatureStatus.VALID: "valid",
+    SignatureStatus.UNVERIFIED: "unverifiable",
+    SignatureStatus.HASH_ONLY: "absent",
+    SignatureStatus.UNSIGNED: "absent",
+    SignatureStatus.NOT_HEGUI: "not-hegui",
+    SignatureStatus.INVALID: "invalid",
+    SignatureStatus.UNKNOWN_KEY: "invalid",
+    SignatureStatus.CONTENT_CHANGED: "invalid",
+    SignatureStatus.MALFORMED: "invalid",
+}
+"""The producer signature in one word: ``valid``, ``unverifiable`` (hegui's, no key to check it),
+``absent`` (empty, or a content hash only), ``not-hegui`` (someone else's integrity data) or
+``invalid`` (hegui integrity data that fails: exit 3)."""
+
 
 @dataclass
 class VerifyReport:
@@ -39,6 +67,8 @@ class VerifyReport:
     kind: Kind
     raw: str | None = None
     label: AIGCLabel | None = None
+    readings: dict[str, LabelReading] = field(default_factory=dict)
+    """How the label was written in each place it was found (shape, accepted deviations)."""
     problems: list[str] = field(default_factory=list)
     """Reasons the label is not trustworthy (each makes the exit code 3)."""
     notes: list[str] = field(default_factory=list)
@@ -75,6 +105,11 @@ class VerifyReport:
             return False
         return None
 
+    @property
+    def signature(self) -> str | None:
+        """:data:`SIGNATURE_SUMMARY` of ``ReservedCode1``; None when no label could be read."""
+        return SIGNATURE_SUMMARY[self.producer] if self.producer is not None else None
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "file": str(self.path),
@@ -84,6 +119,11 @@ class VerifyReport:
             "label": self.label.as_dict() if self.label else None,
             "label_meaning": LABEL_MEANINGS.get(self.label.label) if self.label else None,
             "raw": self.raw,
+            "label_places": [
+                {"place": place, "shape": r.shape, "deviations": list(r.deviations)}
+                for place, r in self.readings.items()
+            ],
+            "signature": self.signature,
             "producer_signature": self.producer.value if self.producer else None,
             "propagator_signature": self.propagator.value if self.propagator else None,
             "content_changed": self.content_changed,
@@ -100,14 +140,25 @@ _STATUS_PROBLEM = {
     SignatureStatus.INVALID: "signature does not verify: label fields were edited (or forged)",
     SignatureStatus.CONTENT_CHANGED: "content changed since signing (edited, or the label was copied from other content)",
     SignatureStatus.UNKNOWN_KEY: "signed by a key other than the trusted public key",
-    SignatureStatus.MALFORMED: "integrity field is not in a recognised format",
+    SignatureStatus.MALFORMED: "claims hegui's format (s1./h1.) but does not parse as it (damaged or forged)",
 }
 
 
-def _judge(report: VerifyReport, which: str, status: SignatureStatus) -> None:
+def _shown(value: str, limit: int = 48) -> str:
+    return repr(value if len(value) <= limit else value[: limit - 1] + "…")
+
+
+def _judge(
+    report: VerifyReport, which: str, status: SignatureStatus, code: str = "", numeric: bool = False
+) -> None:
     problem = _STATUS_PROBLEM.get(status)
     if problem:
         report.problems.append(f"{which}: {problem}")
+    elif status == SignatureStatus.NOT_HEGUI:
+        report.notes.append(
+            f"{which}: {_shown(code)}{' (a JSON number)' if numeric else ''} is not an hegui signature "
+            "(s1./h1.): another tool's integrity data, not checked"
+        )
     elif status == SignatureStatus.UNVERIFIED:
         report.notes.append(f"{which}: signature not checked (no public key given); content digest matches")
     elif status == SignatureStatus.HASH_ONLY:
@@ -231,10 +282,11 @@ def verify_file(
                 "hegui watermark found in the pixels: this image was labelled, its metadata removed"
             )
         return report
-    values = list(found.values())
-    report.raw = values[0]
+    report.raw = next(iter(found.values()))
     try:
-        parsed = [AIGCLabel.from_json(v) for v in values]
+        for place, raw in found.items():
+            report.readings[place] = read_label_json(raw)
+        parsed = [r.label for r in report.readings.values()]
         label = parsed[0]
         if any(p != label for p in parsed[1:]):
             report.problems.append(f"the file holds conflicting labels ({', '.join(found)})")
@@ -243,6 +295,7 @@ def verify_file(
         report.problems.append(str(exc))
         return report
     report.label = label
+    numbers = next(iter(report.readings.values())).numbers
     if reading is not None and reading.present:
         if reading.matches(label.produce_id):
             report.watermark = "matches"
@@ -251,29 +304,64 @@ def verify_file(
             report.problems.append("the invisible watermark was made for a different label (label replaced)")
     handler = handler_for(path)
     digest: bytes = handler.content_digest(path)
-    key = public_key or load_trusted_public_key(cfg, public_key_path)
-    report.producer = verify_signature(label, digest, key)
-    trusted_given = public_key is not None or public_key_path is not None or bool(cfg.labeling.public_key)
-    if report.producer is SignatureStatus.UNKNOWN_KEY and not trusted_given and not _is_own(label, cfg):
-        # Our own key cannot judge another provider's signature: check the content binding only.
-        report.producer = verify_signature(label, digest, None)
-        report.notes.append(
-            f"ReservedCode1: signed by another key (producer {label.content_producer}); "
-            "pass --public-key with that producer's key to check the signature"
-        )
-    _judge(report, "ReservedCode1", report.producer)
+    if label.reserved_code1 and not is_hegui_code(label.reserved_code1):
+        # Another tool's integrity data: hegui cannot check it, so it neither proves nor disproves.
+        report.producer = SignatureStatus.NOT_HEGUI
+    else:
+        key = public_key or load_trusted_public_key(cfg, public_key_path)
+        report.producer = verify_signature(label, digest, key)
+        trusted_given = public_key is not None or public_key_path is not None or bool(cfg.labeling.public_key)
+        if report.producer is SignatureStatus.UNKNOWN_KEY and not trusted_given and not _is_own(label, cfg):
+            # Our own key cannot judge another provider's signature: check the content binding only.
+            report.producer = verify_signature(label, digest, None)
+            report.notes.append(
+                f"ReservedCode1: signed by another key (producer {label.content_producer}); "
+                "pass --public-key with that producer's key to check the signature"
+            )
+    _judge(report, "ReservedCode1", report.producer, label.reserved_code1, "ReservedCode1" in numbers)
     if (
-        report.producer in (SignatureStatus.UNSIGNED, SignatureStatus.HASH_ONLY)
+        report.producer in (SignatureStatus.UNSIGNED, SignatureStatus.HASH_ONLY, SignatureStatus.NOT_HEGUI)
         and cfg.labeling.require_signature
     ):
-        report.problems.append("ReservedCode1: no signature, but labeling.require_signature is on")
-    if label.reserved_code2:
+        report.problems.append("ReservedCode1: no hegui signature, but labeling.require_signature is on")
+    if label.reserved_code2 and not is_hegui_code(label.reserved_code2):
+        report.propagator = SignatureStatus.NOT_HEGUI
+        _judge(report, "ReservedCode2", report.propagator, label.reserved_code2, "ReservedCode2" in numbers)
+    elif label.reserved_code2:
         pkey = load_public_key(propagator_key_path, "--propagator-key") if propagator_key_path else None
         report.propagator = verify_propagation(label, digest, pkey)
         _judge(report, "ReservedCode2", report.propagator)
     elif (label.content_propagator, label.propagate_id) != (label.content_producer, label.produce_id):
         report.notes.append("propagator fields differ from the producer's but carry no ReservedCode2")
     return report
+
+
+_SIGNATURE_LINE = {
+    "valid": "valid (hegui signature by the trusted key)",
+    "unverifiable": "unverifiable (hegui signature, no public key to check it)",
+    "not-hegui": "not hegui's (ReservedCode1 holds another tool's data; not checked)",
+    "invalid": "INVALID (see the problems below)",
+}
+
+
+def _signature_line(report: VerifyReport) -> str:
+    summary = report.signature or "-"
+    if summary == "absent":
+        return (
+            "absent (content hash only, no signature)"
+            if (report.producer is SignatureStatus.HASH_ONLY)
+            else "absent (ReservedCode1 is empty: nothing shows who wrote the label)"
+        )
+    return _SIGNATURE_LINE.get(summary, summary)
+
+
+def _place_line(place: str, reading: LabelReading) -> str:
+    shape = {
+        "wrapped": '{"AIGC":{…}}',
+        "bare": "bare object {…}",
+        "wrapped-string": '{"AIGC":"{…}"} (record as a JSON string)',
+    }[reading.shape]
+    return f"  read from {place}: {'; '.join([shape, *reading.deviations])}"
 
 
 def format_report(report: VerifyReport) -> str:
@@ -291,6 +379,7 @@ def format_report(report: VerifyReport) -> str:
         lines.append(
             f"  producer signature (ReservedCode1): {report.producer.value if report.producer else '-'}"
         )
+        lines.append(f"  signature: {_signature_line(report)}")
         if report.propagator is not None:
             lines.append(f"  propagator signature (ReservedCode2): {report.propagator.value}")
         changed = report.content_changed
@@ -298,6 +387,7 @@ def format_report(report: VerifyReport) -> str:
             "  content changed since signing: "
             + ("unknown (no digest)" if changed is None else "yes" if changed else "no")
         )
+    lines.extend(_place_line(place, r) for place, r in report.readings.items())
     if report.watermark is not None:
         lines.append(f"  invisible watermark: {report.watermark}")
     if report.c2pa not in (None, "absent"):

@@ -2,6 +2,11 @@
 
 Existing packets are parsed with defusedxml (no DTDs or entities), every other property is kept, and
 any earlier ``AIGC`` property is replaced, so a file holds one implicit label.
+
+Reading is tolerant of the forms other writers use: the property as an attribute of
+``rdf:Description`` or as an element, its text as a simple value or inside an ``rdf:Alt``/``rdf:Seq``/
+``rdf:Bag`` (a language alternative), and the TC260 namespace URI written with another scheme, case
+or without its trailing slash. hegui always writes the element form under :data:`TC260_NS`.
 """
 
 from __future__ import annotations
@@ -26,6 +31,25 @@ _PACKET_END = '<?xpacket end="w"?>'
 ET.register_namespace("x", X_NS)
 ET.register_namespace("rdf", RDF_NS)
 ET.register_namespace(TC260_PREFIX, TC260_NS)
+
+
+def is_aigc_property(tag: str) -> bool:
+    """``{namespace}AIGC`` under the TC260 namespace, or a variant of its URI (``tc260`` in it)."""
+    if tag == _AIGC:
+        return True
+    namespace, _, local = tag[1:].partition("}") if tag.startswith("{") else ("", "", tag)
+    return local == "AIGC" and "tc260" in namespace.lower()
+
+
+def _text_value(el: ET.Element) -> str:
+    """A simple property's text, or the first ``rdf:li`` of an ``rdf:Alt``/``Seq``/``Bag`` inside it."""
+    if el.text and el.text.strip():
+        return el.text
+    for container in el:
+        if container.tag in (f"{{{RDF_NS}}}Alt", f"{{{RDF_NS}}}Seq", f"{{{RDF_NS}}}Bag"):
+            for li in container.iter(f"{{{RDF_NS}}}li"):
+                return li.text or ""
+    return el.text or ""
 
 
 def new_packet(inner_json: str) -> bytes:
@@ -71,9 +95,10 @@ def merge(packet: bytes | str | None, inner_json: str) -> bytes:
     if rdf is None:
         raise LabelFormatError("existing XMP has no rdf:RDF element; not overwriting it")
     descriptions = rdf.findall(_DESCRIPTION)
-    for desc in descriptions:
-        desc.attrib.pop(_AIGC, None)
-        for old in desc.findall(_AIGC):
+    for desc in rdf.iter(_DESCRIPTION):  # every place read() looks, in every namespace variant
+        for key in [k for k in desc.attrib if is_aigc_property(k)]:
+            del desc.attrib[key]
+        for old in [child for child in desc if is_aigc_property(child.tag)]:
             desc.remove(old)
     if descriptions:
         target = descriptions[0]
@@ -92,9 +117,10 @@ def read(packet: bytes | str | None) -> str | None:
     except (LabelFormatError, UnicodeDecodeError):
         return None
     for desc in root.iter(_DESCRIPTION):
-        if _AIGC in desc.attrib:
-            return desc.attrib[_AIGC]
-        el = desc.find(_AIGC)
-        if el is not None:
-            return el.text or ""
+        for key, value in desc.attrib.items():
+            if is_aigc_property(key):
+                return value
+        for child in desc:
+            if is_aigc_property(child.tag):
+                return _text_value(child)
     return None
