@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("hegui.gateway")
 
 CONFIG_ENV = "HEGUI_CONFIG"
+ERROR_SOURCE_HEADER = "x-hegui-error-source"
 
 ROUTES = (
     "/v1/chat/completions", "/v1/completions", "/v1/images/generations", "/v1/models", "/v1/moderations",
@@ -78,13 +79,16 @@ async def _gateway_error(request: Request, exc: Exception) -> Response:
 
 async def _upstream_rejected(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UpstreamRejected)
-    return JSONResponse(exc.body, status_code=exc.status)
+    # the upstream's own rules are not hegui's: say where the rejection came from
+    return JSONResponse(exc.body, status_code=exc.status, headers={ERROR_SOURCE_HEADER: "upstream"})
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-    return GatewayError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code).response()
+    # keep Starlette's headers: a 405 must say which methods the route allows (``Allow``)
+    return GatewayError(exc.status_code, f"{request.method} {request.url.path}: {exc.detail}", code=code,
+                        headers=dict(exc.headers or {})).response()
 
 
 async def _server_error(request: Request, exc: Exception) -> Response:

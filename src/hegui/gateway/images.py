@@ -86,6 +86,7 @@ class ImageGenerations:
         principal = await gw.auth.authenticate(request)
         body = await gw.read_json(request)
         req = validate_body(ImageGenerationRequest, body)
+        body = req.model_dump(exclude_unset=True)
         model = req.model
         call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=gw.scene_for(request, principal),
                     body=body, model=model, chat=False, stream=False, parts=[InputPart(("prompt",), req.prompt)])

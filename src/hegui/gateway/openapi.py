@@ -237,8 +237,14 @@ def _operation(op: Operation) -> dict[str, Any]:
     else:
         content = {op.media: {"schema": {"type": "string"}}}
     if op.streams:
-        content[SSE] = {"schema": {"type": "string"},
-                        "description": "with `stream: true`: chunks as Server-Sent Events, ending `data: [DONE]`"}
+        # one schema per event (as OpenAPI 3.2's itemSchema has it): `data` holds a JSON chunk, the last `[DONE]`
+        content[SSE] = {"schema": {
+            "type": "object", "required": ["data"],
+            "properties": {"data": {"type": "string", "contentMediaType": JSON,
+                                    "description": "a JSON chunk (`chat.completion.chunk` or `text_completion`); "
+                                                   "the last event is `[DONE]`"},
+                           "event": {"type": "string"}, "id": {"type": "string"}},
+        }}
     status = "201" if op.path == "/admin/keys" else "200"
     responses: dict[str, Any] = {status: {"description": "OK", "content": content}}
     errors = set(op.errors)

@@ -19,7 +19,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from hegui.gateway.errors import GatewayError, bad_request
 
@@ -78,9 +78,18 @@ class Tool(_Open):
     function: ToolFunction | None = None
 
 
+def _integral_float(value: Any) -> Any:
+    # JSON Schema counts 2.0 as an integer, and so do clients that send numbers as floats
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+INTEGRAL = BeforeValidator(_integral_float)
+"""Makes an ``int`` field an integer in JSON's sense: ``2`` or ``2.0``, never ``"2"`` or ``true``.
+Put it after the field's constraints, so the schema keeps them as JSON Schema keywords."""
+
 Temperature = Annotated[float, Field(ge=0, le=2)]
 Penalty = Annotated[float, Field(ge=-2, le=2)]
-OnlyOne = Annotated[int, Field(ge=1, le=1, description="hegui moderates one choice per request: n must be 1")]
+OnlyOne = Annotated[int, Field(ge=1, le=1, description="hegui moderates one choice per request: n must be 1"), INTEGRAL]
 
 
 class _Sampling(_Open):
@@ -88,11 +97,11 @@ class _Sampling(_Open):
     n: OnlyOne | None = None
     temperature: Temperature | None = None
     top_p: Annotated[float, Field(ge=0, le=1)] | None = None
-    max_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_tokens: Annotated[int, Field(ge=1), INTEGRAL] | None = None
     stop: str | list[str] | None = None
     presence_penalty: Penalty | None = None
     frequency_penalty: Penalty | None = None
-    seed: int | None = None
+    seed: Annotated[int, INTEGRAL] | None = None
     user: str | None = None
     stream_options: dict[str, Any] | None = None
 
@@ -102,7 +111,7 @@ class ChatCompletionRequest(_Sampling):
 
     model: str = Field(min_length=1)
     messages: list[ChatMessage] = Field(min_length=1)
-    max_completion_tokens: Annotated[int, Field(ge=1)] | None = None
+    max_completion_tokens: Annotated[int, Field(ge=1), INTEGRAL] | None = None
     tools: list[Tool] | None = None
 
 
@@ -122,15 +131,21 @@ class ModerationRequest(_Open):
     direction: Literal["input", "output"] = "input"
 
 
+def _not_true(value: bool) -> bool:
+    if value:
+        raise ValueError("streamed image generation is not supported by hegui")
+    return value
+
+
 class ImageGenerationRequest(_Open):
     """``POST /v1/images/generations``. Every image is labelled; streaming is not offered."""
 
     model: str = Field(min_length=1)
     prompt: str = Field(min_length=1, pattern=r"\S")
-    n: Annotated[int, Field(ge=1, le=10, description="images to generate, 1 to 10")] | None = None
-    stream: Literal[False] | None = None
+    n: Annotated[int, Field(ge=1, le=10, description="images to generate, 1 to 10"), INTEGRAL] | None = None
+    stream: Annotated[bool, AfterValidator(_not_true), Field(json_schema_extra={"const": False})] | None = None
     response_format: Literal["url", "b64_json"] | None = None
-    size: str | None = None
+    size: str | None = Field(None, pattern=r"^(auto|[1-9][0-9]{0,4}x[1-9][0-9]{0,4})$", description="`WIDTHxHEIGHT` or `auto`")
 
 
 class AdminKeyRequest(BaseModel):

@@ -153,12 +153,12 @@ class Gateway:
         body = await self.read_json(request)
         if chat:
             req: ChatCompletionRequest | CompletionRequest = validate_body(ChatCompletionRequest, body)
-            parts = chat_parts(body)
-            self.check_limits(parts, len(body["messages"]))
         else:
             req = validate_body(CompletionRequest, body)
-            parts = completion_parts(body)
-            self.check_limits(parts, 0)
+        # from here on the request is what was validated (``2.0`` read as ``2``; extra fields as sent)
+        body = req.model_dump(exclude_unset=True)
+        parts = chat_parts(body) if chat else completion_parts(body)
+        self.check_limits(parts, len(body["messages"]) if chat else 0)
         return Call(
             request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
             body=body, model=req.model, chat=chat, stream=bool(req.stream), parts=parts,
