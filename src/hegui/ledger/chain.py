@@ -43,7 +43,12 @@ DECISION_FIELDS: tuple[str, ...] = (
 )
 """The fields of a ``decisions`` row that the hash covers (everything but id and the hashes)."""
 
-CHAINED_TABLES: dict[str, tuple[str, ...]] = {"decisions": DECISION_FIELDS}
+EVENT_FIELDS: tuple[str, ...] = ("seq", "event_id", "kind", "account_id", "actor", "data", "created_at")
+"""The fields of an ``events`` row that the hash covers."""
+
+CHAINED_TABLES: dict[str, tuple[str, ...]] = {"decisions": DECISION_FIELDS, "events": EVENT_FIELDS}
+CHAIN_ID_FIELDS: dict[str, str] = {"decisions": "decision_id", "events": "event_id"}
+"""The column that names a row of each chain in problem reports."""
 
 
 def _clean_str(value: str) -> str:
@@ -116,7 +121,7 @@ class ChainVerifier:
         table: str,
         fields: tuple[str, ...],
         *,
-        id_field: str = "decision_id",
+        id_field: str | None = None,
         start_seq: int = 0,
         start_hash: str = GENESIS,
     ) -> None:
@@ -124,7 +129,7 @@ class ChainVerifier:
         the last retention prune (the seq and hash of the last row deleted)."""
         self.table = table
         self.fields = fields
-        self.id_field = id_field
+        self.id_field = id_field or CHAIN_ID_FIELDS.get(table, "decision_id")
         self.problems: list[Problem] = []
         self.rows = 0
         self.last_seq = start_seq
@@ -154,7 +159,8 @@ class ChainVerifier:
         if seq > expected:
             first, last = expected, seq - 1
             span = f"seq {first}" if first == last else f"seq {first}-{last}"
-            after = f" (decision {row.get(self.id_field)})" if row.get(self.id_field) else ""
+            noun = "event" if self.id_field == "event_id" else "decision"
+            after = f" ({noun} {row.get(self.id_field)})" if row.get(self.id_field) else ""
             # Named by the missing seq; the row after the gap is only the landmark.
             self._problem(None, first, "deleted", f"{span} missing before seq {seq}{after}")
         elif seq < expected:

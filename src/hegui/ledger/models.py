@@ -3,7 +3,8 @@
 ``decisions`` is evidence: append-only and hash-chained (``seq``, ``prev_hash``, ``row_hash``; see
 :mod:`hegui.ledger.chain`). ``chain_heads`` holds the last link of each chain: appends lock it, and
 the verifier compares it with the table so that rows cut from the end are noticed too.
-``accounts`` and ``api_keys`` are ordinary mutable tables.
+``events`` is the second chain (people and cases). ``accounts`` and ``api_keys`` are ordinary
+mutable tables; the account gate's tables are in :mod:`hegui.accounts.models`.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from sqlalchemy import (
     TypeDecorator,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.sql.expression import false as sa_false
 
 # SQLite only auto-increments an INTEGER PRIMARY KEY, not a BIGINT one.
 BigId = BigInteger().with_variant(Integer, "sqlite")
@@ -97,6 +99,25 @@ class Decision(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
 
 
+class Event(Base):
+    """Evidence about people and cases, hash-chained like ``decisions`` (its own chain, ``events``):
+    agreement acceptances, consent changes, enforcement steps, appeals and their decisions.
+    ``data`` holds no raw personal data (phone numbers appear masked, identifiers hashed)."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True)
+    event_id: Mapped[str] = mapped_column(String(64), index=True)
+    kind: Mapped[str] = mapped_column(String(64), index=True)
+    account_id: Mapped[str | None] = mapped_column(String(128), index=True)
+    actor: Mapped[str] = mapped_column(String(128))
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    row_hash: Mapped[str] = mapped_column(String(64))
+
+
 class ChainHead(Base):
     __tablename__ = "chain_heads"
 
@@ -149,3 +170,5 @@ class ApiKeyRow(Base):
     admin: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None] = mapped_column()
+    public: Mapped[bool] = mapped_column(Boolean, default=False, server_default=sa_false())
+    """An app's key for the public: requests must name an OTP-verified end user (``user``)."""

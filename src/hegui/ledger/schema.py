@@ -15,6 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
+import hegui.accounts.models  # noqa: F401  (the account gate's tables share the ledger's metadata)
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
 MIGRATION_LOCK_KEY = 0x6865677569_01  # "hegui" + 1: pg_advisory_xact_lock key for migrations
