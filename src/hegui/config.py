@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
+from hegui.accounts.config import AccountsConfig
 from hegui.detectors.classifier import ClassifierConfig
 from hegui.detectors.guard import GuardConfig
 from hegui.detectors.injection import InjectionConfig
@@ -57,6 +58,7 @@ class HeguiConfig(BaseModel):
     upstreams: list[UpstreamConfig] = Field(default_factory=lambda: [UpstreamConfig()])
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     labeling: LabelingConfig = Field(default_factory=LabelingConfig)
+    accounts: AccountsConfig = Field(default_factory=AccountsConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="(defaults)")

@@ -108,3 +108,19 @@ class Appeal(Base):
     decided_at: Mapped[datetime | None] = mapped_column()
     decided_by: Mapped[str | None] = mapped_column(String(128))
     decision_reason: Mapped[str] = mapped_column(Text, default="")
+
+
+class PublishedAgreement(Base):
+    """A version of the service agreement or privacy policy as published (``hegui agreements publish``):
+    the text people accepted, kept with its digest, so what each acceptance refers to stays known."""
+
+    __tablename__ = "agreements"
+
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    effective: Mapped[str] = mapped_column(String(10))
+    """ISO date (provider's time zone) from which accounts must have accepted it."""
+    sha256: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    published_at: Mapped[datetime] = mapped_column(default=utcnow)
+    published_by: Mapped[str] = mapped_column(String(128))

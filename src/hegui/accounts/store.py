@@ -8,6 +8,7 @@ every replica within ``accounts.sync_seconds``.
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
 from hegui.accounts.config import LADDER, MINOR_BANDS
-from hegui.accounts.models import AccountProfile, Appeal, AppUser
+from hegui.accounts.models import AccountProfile, Appeal, AppUser, PublishedAgreement
 from hegui.errors import UserError
 from hegui.ledger.errors import LedgerError
 from hegui.ledger.events import append_event
@@ -33,6 +34,7 @@ T = TypeVar("T")
 _profiles = Base.metadata.tables[AccountProfile.__tablename__]
 _app_users = Base.metadata.tables[AppUser.__tablename__]
 _appeals = Base.metadata.tables[Appeal.__tablename__]
+_agreements = Base.metadata.tables[PublishedAgreement.__tablename__]
 _accounts = Base.metadata.tables["accounts"]
 _keys = Base.metadata.tables["api_keys"]
 _meta = Base.metadata.tables["ledger_meta"]
@@ -51,7 +53,9 @@ class Profile:
     """An account as the gate sees it. Accounts without a profile row read as :meth:`default`."""
 
     account_id: str
-    kind: str = "person"
+    kind: str = "service"
+    """``person`` (a verified phone), ``app`` (a provider's app with end users) or ``service`` (an
+    account made by an operator, e.g. ``hegui ledger account create``)."""
     phone_masked: str | None = None
     verified: bool = False
     age_band: str | None = None
@@ -142,7 +146,7 @@ class AccountStore:
         values["updated_at"] = utcnow()
         n = conn.execute(sa.update(_profiles).where(_profiles.c.account_id == account_id).values(**values)).rowcount
         if n == 0:
-            row = {"account_id": account_id, "kind": "person", "standing": "good", "standing_reason": "",
+            row = {"account_id": account_id, "kind": "service", "standing": "good", "standing_reason": "",
                    "accepted": {}, "minor_mode": False, "training_opt_out": False, **values}
             conn.execute(sa.insert(_profiles).values(**row))
 
@@ -244,6 +248,35 @@ class AccountStore:
         self.write(change)
 
     # -- agreements and consent ----------------------------------------------------------------
+
+    def publish_agreement(self, kind: str, version: str, effective: str, text: str, *, actor: str) -> bool:
+        """Publish a version (idempotent: the same text again is a no-op and returns False; a different
+        text under a published version name is refused, as acceptances already refer to it)."""
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+        def change(conn: Connection) -> bool:
+            r = conn.execute(sa.select(_agreements.c.sha256).where(
+                _agreements.c.kind == kind, _agreements.c.version == version)).one_or_none()
+            if r is not None:
+                if r.sha256 != digest:
+                    raise UserError(f"{kind} agreement version {version!r} is already published with another "
+                                    "text; publish the new text under a new version")
+                return False
+            conn.execute(sa.insert(_agreements).values(kind=kind, version=version, effective=effective,
+                                                       sha256=digest, text=text, published_at=utcnow(),
+                                                       published_by=actor))
+            append_event(conn, "agreement.published", None, actor,
+                         {"kind": kind, "version": version, "effective": effective, "sha256": digest})
+            return True
+
+        return self.write(change)
+
+    def published_agreements(self) -> list[dict[str, Any]]:
+        """Every published version, oldest effective date first (text included)."""
+        with self.ledger.engine.connect() as conn:
+            rows = conn.execute(sa.select(_agreements).order_by(_agreements.c.effective,
+                                                                _agreements.c.published_at)).all()
+        return [{**dict(r._mapping), "published_at": r.published_at.isoformat()} for r in rows]
 
     def accept(self, account_id: str, kind: str, version: str, *, actor: str | None = None) -> str:
         """Record that the account accepted ``version`` of the ``kind`` document; returns the event id."""

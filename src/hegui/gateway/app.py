@@ -7,7 +7,8 @@ import contextlib
 import logging
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 import httpx
@@ -18,6 +19,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from hegui.accounts import admin_api as account_admin_api
+from hegui.accounts import api as account_api
+from hegui.accounts.gate import AccountGate
 from hegui.config import HeguiConfig, load_config
 from hegui.errors import ConfigError
 from hegui.gateway.errors import GatewayError
@@ -55,7 +59,7 @@ class MetricsMiddleware:
             await self.app(scope, receive, send)
             return
         path = scope.get("path", "")
-        route = path if path in ROUTES else ("/v1/models/{model}" if path.startswith("/v1/models/") else "other")
+        route = path if path in ROUTES else _route_label(path)
         status = 500
         t0 = time.perf_counter()
 
@@ -70,6 +74,16 @@ class MetricsMiddleware:
         finally:
             self.metrics.requests.labels(route, str(status)).inc()
             self.metrics.request_seconds.labels(route).observe(time.perf_counter() - t0)
+
+
+def _route_label(path: str) -> str:
+    """A bounded label for the metrics (no ids in label values)."""
+    if path.startswith("/v1/models/"):
+        return "/v1/models/{model}"
+    for prefix in ("/v1/hegui/", "/admin/accounts", "/admin/appeals"):
+        if path.startswith(prefix):
+            return prefix.rstrip("/") + "/…"
+    return "other"
 
 
 async def _gateway_error(request: Request, exc: Exception) -> Response:
@@ -130,9 +144,11 @@ def create_app(
     moderator: Moderator | None = None,
     ledger: Ledger | None = None,
     metrics: GatewayMetrics | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> Starlette:
     """Build the gateway for ``cfg``. ``moderator`` and ``ledger`` default to ones built from ``cfg``;
-    a ledger passed in is not closed by the app."""
+    a ledger passed in is not closed by the app. ``clock`` (UTC-aware ``datetime`` now) drives the
+    account gate's days, curfews and windows; tests inject one."""
     check_upstreams(cfg)
     moderator = moderator or Moderator.from_config(cfg)
     check_scenes(cfg, moderator)
@@ -150,13 +166,18 @@ def create_app(
         metrics.upstream_seconds.labels(name).observe(seconds)
 
     router = UpstreamRouter(cfg.upstreams, client, on_failure=upstream_failed, on_success=upstream_answered)
-    gw = Gateway(cfg, moderator, ledger, router, metrics)
+    gate = AccountGate.from_config(cfg.accounts, ledger, clock) if cfg.accounts.enabled else None
+    gw = Gateway(cfg, moderator, ledger, router, metrics, gate)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if gate is not None:
+            await gate.start()
         try:
             yield
         finally:
+            if gate is not None:
+                await gate.aclose()
             await client.aclose()
             if owns_ledger:
                 ledger.close()
@@ -175,6 +196,8 @@ def create_app(
             Route("/openapi.json", openapi_route, methods=["GET"]),
             Route("/admin/keys", gw.admin_keys, methods=["POST"]),
             Route("/admin/reload", gw.admin_reload, methods=["POST"]),
+            *account_api.routes(gw),
+            *account_admin_api.routes(gw),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

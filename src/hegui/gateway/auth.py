@@ -32,6 +32,8 @@ class Principal:
     admin: bool = False
     scene: str | None = None
     """Scene bound to the key's account, if the ledger knows one."""
+    public: bool = False
+    """An app's public key: requests must name a verified end user (the account gate enforces it)."""
 
 
 def bearer_token(request: Request) -> str:
@@ -81,7 +83,7 @@ class KeyAuth:
             raise unauthorized("invalid API key")
         # a scene bound to the key's account wins over the request header (when the ledger has one)
         return Principal(key_id=key.id, account_id=key.account_id, admin=key.admin,
-                         scene=getattr(key, "scene", None))
+                         scene=getattr(key, "scene", None), public=key.public)
 
     def forget(self) -> None:
         self._cache.clear()

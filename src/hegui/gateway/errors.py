@@ -23,6 +23,7 @@ class GatewayError(Exception):
         code: str | None = None,
         param: str | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         message = _printable(message)
         super().__init__(message)
@@ -32,9 +33,12 @@ class GatewayError(Exception):
         self.code = code
         self.param = _printable(param) if param is not None else None
         self.headers = headers or {}
+        self.extra = extra or {}
+        """More fields of the error object (OpenAI's clients keep unknown ones), e.g. ``resumes_at``."""
 
     def body(self) -> dict[str, Any]:
-        return {"error": {"message": self.message, "type": self.type, "code": self.code, "param": self.param}}
+        return {"error": {**self.extra, "message": self.message, "type": self.type, "code": self.code,
+                          "param": self.param}}
 
     def response(self) -> JSONResponse:
         return JSONResponse(self.body(), status_code=self.status, headers=self.headers)

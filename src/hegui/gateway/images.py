@@ -88,8 +88,11 @@ class ImageGenerations:
         req = validate_body(ImageGenerationRequest, body)
         body = req.model_dump(exclude_unset=True)
         model = req.model
-        call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=gw.scene_for(request, principal),
-                    body=body, model=model, chat=False, stream=False, parts=[InputPart(("prompt",), req.prompt)])
+        user = body.get("user") if isinstance(body.get("user"), str) else None
+        admission = await gw.admit(request, principal, user)
+        call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=gw.scene(request, principal, admission),
+                    body=body, model=model, chat=False, stream=False, parts=[InputPart(("prompt",), req.prompt)],
+                    admission=admission)
         gw.check_limits(call.parts, 0)
         rv = await gw.check_input(call)
         vin = rv.verdict
@@ -97,7 +100,8 @@ class ImageGenerations:
         if not vin.allowed:
             await gw.record_input(call, rv)
             refused = content_filter_error(vin.refusal or vin.text)
-            refused["hegui"] = gw.refusal_extension(rv)
+            refused["hegui"] = gw.refusal_extension(call, rv)
+            gw.after_refusal(call)
             return JSONResponse(refused, status_code=400, headers=headers)
         # as for chat: the input record is committed while the upstream works, and before we answer
         rec_in = asyncio.ensure_future(gw.record_input(call, rv))
@@ -117,7 +121,7 @@ class ImageGenerations:
             items.append({**kept, "b64_json": base64.b64encode(data).decode("ascii")})
         out["data"] = items
         labels = [label.as_dict() for _, label in labelled]
-        out["hegui"] = {**gw.extension(vin, None, got.upstream), "labels": labels}
+        out["hegui"] = {**gw.extension(vin, None, got.upstream, call.notices), "labels": labels}
         if len(labels) == 1:
             headers[LABEL_HEADER] = label_header(labels[0])
         return JSONResponse(out, headers=headers)

@@ -157,43 +157,56 @@ class Operation:
     errors: tuple[int, ...] = ()
     media: str = JSON
     params: tuple[dict[str, Any], ...] = field(default=())
+    status: int = 200
+    """The success status (201 for creations)."""
 
 
 _UPSTREAM = (502, 503, 504)
 _BODY = (400, 413)
+_GATE = (403, 429)
+"""The account gate's refusals (standing, agreements, minor mode; rate limits)."""
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("/v1/chat/completions", "post", "Chat completion, moderated in and out, labelled", "openai",
-              ChatCompletion, ChatCompletionRequest, streams=True, errors=(*_BODY, *_UPSTREAM)),
+              ChatCompletion, ChatCompletionRequest, streams=True, errors=(*_BODY, *_GATE, *_UPSTREAM)),
     Operation("/v1/completions", "post", "Text completion, moderated in and out, labelled", "openai",
-              TextCompletion, CompletionRequest, streams=True, errors=(*_BODY, *_UPSTREAM)),
+              TextCompletion, CompletionRequest, streams=True, errors=(*_BODY, *_GATE, *_UPSTREAM)),
     Operation("/v1/images/generations", "post", "Image generation: the prompt moderated, every image labelled",
-              "openai", ImagesResponse, ImageGenerationRequest, errors=(*_BODY, *_UPSTREAM)),
-    Operation("/v1/models", "get", "Models the upstreams serve", "openai", ModelList, errors=_UPSTREAM),
-    Operation("/v1/models/{model}", "get", "One model", "openai", Model, errors=(404,),
+              "openai", ImagesResponse, ImageGenerationRequest, errors=(*_BODY, *_GATE, *_UPSTREAM)),
+    Operation("/v1/models", "get", "Models the upstreams serve", "openai", ModelList, errors=(*_GATE, *_UPSTREAM)),
+    Operation("/v1/models/{model}", "get", "One model", "openai", Model, errors=(404, *_GATE),
               params=({"name": "model", "in": "path", "required": True, "schema": {"type": "string"}},)),
     Operation("/v1/moderations", "post", "Moderation of texts (OpenAI's shape plus hegui's risk codes)",
-              "openai", ModerationResponse, ModerationRequest, errors=(*_BODY, 503)),
+              "openai", ModerationResponse, ModerationRequest, errors=(*_BODY, *_GATE, 503)),
     Operation("/healthz", "get", "Liveness", "operations", Health, auth="none"),
     Operation("/readyz", "get", "Readiness: ledger and detectors", "operations", Ready, auth="none", errors=(503,)),
     Operation("/metrics", "get", "Prometheus metrics", "operations", None, auth="none", media="text/plain"),
     Operation("/openapi.json", "get", "This document", "operations", None, auth="none"),
     Operation("/admin/keys", "post", "Create an API key for an account", "admin", KeyCreated, AdminKeyRequest,
-              auth="admin", errors=(*_BODY, 503)),
+              auth="admin", errors=(*_BODY, 503), status=201),
     Operation("/admin/reload", "post", "Hot reload of lexicons and policy", "admin", Reloaded, auth="admin",
               errors=(400,)),
 )
 
-_STATUS_TEXT = {400: "Invalid request", 401: "Missing or unknown API key", 403: "Not allowed for this key",
-                404: "Not found", 413: "Request too large", 502: "The upstream failed",
+_STATUS_TEXT = {400: "Invalid request", 401: "Missing or unknown API key",
+                403: "Not allowed: this key or account (suspended, agreement not accepted, minor-mode limits)",
+                404: "Not found", 409: "Conflict", 413: "Request too large",
+                429: "Rate limited (see Retry-After)", 502: "The upstream failed",
                 503: "hegui cannot check or record the request (fail closed)", 504: "The upstream timed out"}
+
+
+def all_operations() -> tuple[Operation, ...]:
+    """The gateway's own operations and those of the account API."""
+    from hegui.accounts import admin_api, api
+
+    return (*OPERATIONS, *api.OPERATIONS, *admin_api.OPERATIONS)
 
 
 @cache
 def document() -> dict[str, Any]:
     """The OpenAPI 3.1 document (built once; it depends on code only, not on config)."""
     models: list[type[BaseModel]] = [ErrorResponse]
-    for op in OPERATIONS:
+    for op in all_operations():
         for m in (op.request, op.response):
             if m is not None and m not in models:
                 models.append(m)
@@ -201,7 +214,7 @@ def document() -> dict[str, Any]:
                                     ref_template="#/components/schemas/{model}")
     components = schemas.get("$defs", {})
     paths: dict[str, dict[str, Any]] = {}
-    for op in OPERATIONS:
+    for op in all_operations():
         paths.setdefault(op.path, {})[op.method] = _operation(op)
     return {
         "openapi": "3.1.0",
@@ -245,7 +258,7 @@ def _operation(op: Operation) -> dict[str, Any]:
                                                    "the last event is `[DONE]`"},
                            "event": {"type": "string"}, "id": {"type": "string"}},
         }}
-    status = "201" if op.path == "/admin/keys" else "200"
+    status = str(op.status)
     responses: dict[str, Any] = {status: {"description": "OK", "content": content}}
     errors = set(op.errors)
     if op.auth != "none":

@@ -52,6 +52,7 @@ from hegui.moderation import Moderator, StreamModerator, Verdict, new_decision_i
 from hegui.policy import Action, Direction
 
 if TYPE_CHECKING:
+    from hegui.accounts.gate import AccountGate, Admission
     from hegui.config import HeguiConfig
     from hegui.ledger.store import Ledger
 
@@ -93,14 +94,25 @@ class Call:
     stream: bool
     parts: list[InputPart] = field(default_factory=list)
     """Every text of the request that input moderation checks."""
+    admission: Admission | None = None
+    """What the account gate said (None when the gate is off)."""
     created: int = field(default_factory=lambda: int(time.time()))
+
+    @property
+    def account_id(self) -> str | None:
+        """The account records go under: the person an app named, else the key's account."""
+        return self.admission.account_id if self.admission is not None else self.principal.account_id
+
+    @property
+    def notices(self) -> list[dict[str, str]]:
+        return self.admission.notices if self.admission is not None else []
 
 
 class Gateway:
     """State shared by the routes of one app: config, moderator, ledger, upstreams, metrics."""
 
     def __init__(self, cfg: HeguiConfig, moderator: Moderator, ledger: Ledger, router: UpstreamRouter,
-                 metrics: GatewayMetrics) -> None:
+                 metrics: GatewayMetrics, accounts: AccountGate | None = None) -> None:
         self.cfg = cfg
         self.gw = cfg.gateway
         self.moderator = moderator
@@ -111,6 +123,8 @@ class Gateway:
         self._fail_open = set(cfg.gateway.fail_open_scenes)
         self.labeler = TextLabeler(cfg)
         self.verdicts = VerdictCache(cfg.gateway.verdict_cache_entries)
+        self.accounts = accounts
+        self._background: set[asyncio.Future[Any]] = set()
 
     # -- request plumbing -------------------------------------------------------------------------
 
@@ -159,10 +173,77 @@ class Gateway:
         body = req.model_dump(exclude_unset=True)
         parts = chat_parts(body) if chat else completion_parts(body)
         self.check_limits(parts, len(body["messages"]) if chat else 0)
+        admission = await self.admit(request, principal, req.user)
         return Call(
-            request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
-            body=body, model=req.model, chat=chat, stream=bool(req.stream), parts=parts,
+            request_id=uuid.uuid4().hex, principal=principal, scene=self.scene(request, principal, admission),
+            body=body, model=req.model, chat=chat, stream=bool(req.stream), parts=parts, admission=admission,
         )
+
+    # -- the account gate ---------------------------------------------------------------------------
+
+    async def admit(self, request: Request, principal: Principal, user: str | None = None, *,
+                    generation: bool = True) -> Admission | None:
+        """The account gate's verdict on this request (403/429 raised), or None when the gate is off."""
+        if self.accounts is None:
+            return None
+        from hegui.accounts.gate import USER_HEADER
+
+        try:
+            return await self.accounts.admit(principal, user or request.headers.get(USER_HEADER),
+                                             generation=generation)
+        except GatewayError:
+            raise
+        except Exception:
+            log.exception("the account gate failed")
+            self.metrics.fail_closed.labels("accounts").inc()
+            raise service_unavailable("the account gate is unavailable; request refused",
+                                      "accounts_unavailable") from None
+
+    def scene(self, request: Request, principal: Principal, admission: Admission | None) -> str:
+        """A scene the account imposes (minor mode) wins over the key's and the header's."""
+        if admission is not None and admission.scene:
+            return admission.scene
+        return self.scene_for(request, principal)
+
+    def in_background(self, work: Awaitable[Any]) -> None:
+        """Work after the response (counters, the ladder) that the client must not wait for."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        task.add_done_callback(collect_task)
+
+    def after_response(self, call: Call, text: str, usage: dict[str, Any] | None) -> None:
+        """Count the answer's tokens against the rate limits and a minor's usage minute."""
+        if self.accounts is None or call.admission is None:
+            return
+        from hegui.accounts.gate import estimate_tokens
+
+        tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
+            tokens = estimate_tokens(text)
+        gate, adm = self.accounts, call.admission
+
+        async def count() -> None:
+            await gate.add_tokens(adm, tokens)
+            await gate.finish(adm)
+
+        self.in_background(count())
+
+    def after_refusal(self, call: Call) -> None:
+        """A refused input may move the account down the enforcement ladder (decided off the hot path)."""
+        if self.accounts is None or call.account_id is None or not self.cfg.accounts.ladder.enabled:
+            return
+        from hegui.accounts import ladder
+
+        gate, account = self.accounts, call.account_id
+
+        async def consider() -> None:
+            stepped = await asyncio.to_thread(ladder.consider, gate.store, self.cfg.accounts.ladder, account,
+                                              gate.clock())
+            if stepped:
+                gate.forget(account)
+
+        self.in_background(consider())
 
     # -- moderation and records -------------------------------------------------------------------
 
@@ -198,7 +279,7 @@ class Gateway:
         """Every part of the request (history included; seen parts from the cache), one verdict."""
         t0 = time.perf_counter()
         hits = self.verdicts.hits
-        account = call.principal.account_id or call.principal.key_id
+        account = call.account_id or call.principal.key_id
         result = await check_parts(call.parts, lambda text: self.moderate(call, text, "input"),
                                    self.verdicts, account, call.scene)
         self.metrics.verdict_cache_hits.inc(self.verdicts.hits - hits)
@@ -213,7 +294,7 @@ class Gateway:
         return DecisionRecord(
             decision_id=verdict.decision_id,
             request_id=call.request_id,
-            account_id=call.principal.account_id,
+            account_id=call.account_id,
             api_key_id=call.principal.key_id,
             model=call.model,
             direction=verdict.direction,
@@ -257,7 +338,8 @@ class Gateway:
     # -- responses ---------------------------------------------------------------------------------
 
     @staticmethod
-    def extension(inp: Verdict, out: Verdict | None, upstream: str | None = None) -> dict[str, Any]:
+    def extension(inp: Verdict, out: Verdict | None, upstream: str | None = None,
+                  notices: list[dict[str, str]] | None = None) -> dict[str, Any]:
         final = out if out is not None else inp
         ext: dict[str, Any] = {
             "decision": final.decision_id,
@@ -267,10 +349,12 @@ class Gateway:
         }
         if upstream:
             ext["upstream"] = upstream
+        if notices:
+            ext["notices"] = notices  # from the account gate: warnings, rest reminders
         return ext
 
-    def refusal_extension(self, rv: RequestVerdict) -> dict[str, Any]:
-        ext = self.extension(rv.verdict, None)
+    def refusal_extension(self, call: Call, rv: RequestVerdict) -> dict[str, Any]:
+        ext = self.extension(rv.verdict, None, notices=call.notices)
         if rv.deciding is not None:
             ext["refused"] = {"where": rv.deciding.where, "role": rv.deciding.role}
         return ext
@@ -282,13 +366,13 @@ class Gateway:
             body = protocol.chat_completion(protocol.new_id("chatcmpl"), call.model, text, "content_filter")
         else:
             body = protocol.text_completion(protocol.new_id("cmpl"), call.model, text, "content_filter")
-        body["hegui"] = self.refusal_extension(rv)
+        body["hegui"] = self.refusal_extension(call, rv)
         return body
 
     def refusal_stream(self, call: Call, rv: RequestVerdict) -> AsyncGenerator[bytes, None]:
         text = rv.verdict.refusal or rv.verdict.text
         cid = protocol.new_id("chatcmpl" if call.chat else "cmpl")
-        ext = self.refusal_extension(rv)
+        ext = self.refusal_extension(call, rv)
 
         async def frames() -> AsyncGenerator[bytes, None]:
             if call.chat:
@@ -324,6 +408,7 @@ class Gateway:
         headers = {DECISION_HEADER: vin.decision_id, REQUEST_HEADER: call.request_id}
         if not vin.allowed:
             await self.record_input(call, rv)
+            self.after_refusal(call)
             if call.stream:
                 return SSEResponse(self.refusal_stream(call, rv), headers=headers)
             return JSONResponse(self.refusal_body(call, rv), headers=headers)
@@ -359,7 +444,8 @@ class Gateway:
         text = protocol.response_text(data)
         vout = await self.check(call, text, "output")
         await self.record(call, vout)
-        data["hegui"] = self.extension(vin, vout, upstream)
+        data["hegui"] = self.extension(vin, vout, upstream, call.notices)
+        self.after_response(call, text, data.get("usage"))
         if vout.allowed:
             # GB 45438: the explicit label around the answer, the implicit one signed over what is sent
             content = self.labeler.apply_explicit(vout.text)
@@ -410,12 +496,12 @@ class Gateway:
     # -- other routes ----------------------------------------------------------------------------
 
     async def models(self, request: Request) -> Response:
-        await self.auth.authenticate(request)
+        await self.admit(request, await self.auth.authenticate(request), generation=False)
         data = [model_object(name) for name in await self.router.model_names()]
         return JSONResponse({"object": "list", "data": data})
 
     async def model(self, request: Request) -> Response:
-        await self.auth.authenticate(request)
+        await self.admit(request, await self.auth.authenticate(request), generation=False)
         name = request.path_params["model"]
         if not self.router.candidates(name):
             raise GatewayError(404, f"model {name!r} is not served here", code="model_not_found", param="model")
@@ -425,6 +511,7 @@ class Gateway:
         principal = await self.auth.authenticate(request)
         body = await self.read_json(request)
         req = validate_body(ModerationRequest, body)
+        admission = await self.admit(request, principal, generation=False)
         texts = [req.input] if isinstance(req.input, str) else req.input
         direction: Direction = req.direction
         chars = sum(len(t) for t in texts)
@@ -432,7 +519,7 @@ class Gateway:
             raise GatewayError(413, f"input holds {chars} characters, more than gateway.max_input_chars "
                                f"({self.gw.max_input_chars})", code="request_too_large")
         call = Call(request_id=uuid.uuid4().hex, principal=principal, scene=self.scene_for(request, principal),
-                    body=body, model=req.model or "hegui-moderation", chat=False, stream=False)
+                    body=body, model=req.model or "hegui-moderation", chat=False, stream=False, admission=admission)
         results = []
         ids = []
         for text in texts:
@@ -706,8 +793,9 @@ class OutputStream:
             yield self.content("\n" + suffix)
         last = self.chunk("", finish_reason)
         verdict = self.overall()
-        last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream)
+        last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream, self.call.notices)
         last["hegui"]["label"] = self.gw.labeler.implicit(self.delivered).as_dict()
+        gw.after_response(self.call, self.delivered, usage)
         if usage is not None:
             last["usage"] = usage
         if self.upstream_error:
@@ -751,7 +839,7 @@ class OutputStream:
         except GatewayError as exc:
             log.error("cut stream %s could not be recorded: %s", self.sm.decision_id, exc.message)
         last = self.chunk(refusal, "content_filter")
-        last["hegui"] = {**self.gw.extension(self.vin, v, self.upstream.upstream),
+        last["hegui"] = {**self.gw.extension(self.vin, v, self.upstream.upstream, self.call.notices),
                          "retract": True, "replacement": refusal}
         yield protocol.sse(last)
         yield protocol.SSE_DONE

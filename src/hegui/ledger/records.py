@@ -89,6 +89,8 @@ class ApiKey:
     name: str = ""
     prefix: str = ""
     """The first characters of the key, safe to show (``hg-AbC1…``)."""
+    public: bool = False
+    """An app's key for the public: its requests must name an OTP-verified end user."""
 
 
 @dataclass(frozen=True)

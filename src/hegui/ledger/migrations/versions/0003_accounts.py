@@ -1,5 +1,5 @@
 """The account gate and the events chain: profiles, app users, one-time codes, usage minutes,
-shared counters, appeals, the hash-chained ``events`` table, and ``api_keys.public``.
+shared counters, appeals, published agreements, the hash-chained ``events`` table, and ``api_keys.public``.
 
 Revision ID: 0003
 Revises: 0002
@@ -123,6 +123,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_appeals_account_id", "appeals", ["account_id"])
 
+    op.create_table(
+        "agreements",
+        sa.Column("kind", sa.String(16), primary_key=True),
+        sa.Column("version", sa.String(64), primary_key=True),
+        sa.Column("effective", sa.String(10), nullable=False),
+        sa.Column("sha256", sa.String(64), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("published_at", UTCDateTime(), nullable=False),
+        sa.Column("published_by", sa.String(128), nullable=False),
+    )
+
     with op.batch_alter_table("api_keys") as batch:
         batch.add_column(sa.Column("public", sa.Boolean(), server_default=sa.false(), nullable=False))
 
@@ -130,7 +141,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("public")
-    for table in ("appeals", "counters", "usage_minutes", "otp_codes", "app_users", "account_profiles", "events"):
+    for table in ("agreements", "appeals", "counters", "usage_minutes", "otp_codes", "app_users", "account_profiles", "events"):
         op.drop_table(table)
     op.execute("DELETE FROM chain_heads WHERE chain = 'events'")
     op.execute("DELETE FROM ledger_meta WHERE key = 'accounts_version'")
