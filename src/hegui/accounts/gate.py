@@ -274,18 +274,18 @@ class AccountGate:
                                     f"{retry} 秒后再试。 (requests per minute exceeded)", retry_after=int(retry),
                                     headers={"retry-after": retry})
 
-    async def add_tokens(self, adm: Admission, tokens: int) -> None:
-        """Count a response's tokens against the per-minute limits."""
+    async def add_tokens(self, adm: Admission, tokens: int, at: datetime) -> None:
+        """Count a response's tokens (ended at ``at``) against the per-minute limits."""
         if tokens <= 0 or self.cfg.rate_limits.get(adm.standing) is None:
             return
-        minute = int(self.clock().timestamp()) // 60
+        minute = int(at.timestamp()) // 60
         subjects = [f"key:{adm.key_id}"] + ([f"acct:{adm.account_id}"] if adm.account_id else [])
         await asyncio.gather(*(self.state.add(f"tpm:{s}:{minute}", tokens, 60) for s in subjects))
 
-    async def finish(self, adm: Admission) -> None:
-        """The response ended: a minor's usage also counts the minute it ended in (long streams)."""
+    async def finish(self, adm: Admission, ended: datetime) -> None:
+        """The response ended at ``ended``: a minor's usage also counts that minute (long streams)."""
         if adm.profile.minor and adm.account_id is not None:
-            local = self.local_now()
+            local = ended.astimezone(self.zone)
             await self.state.mark_minutes(adm.account_id, local.date().isoformat(), [local.hour * 60 + local.minute])
 
 

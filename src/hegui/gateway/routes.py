@@ -222,10 +222,11 @@ class Gateway:
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
             tokens = estimate_tokens(text)
         gate, adm = self.accounts, call.admission
+        ended = gate.clock()  # now, not when the background task gets to run
 
         async def count() -> None:
-            await gate.add_tokens(adm, tokens)
-            await gate.finish(adm)
+            await gate.add_tokens(adm, tokens, ended)
+            await gate.finish(adm, ended)
 
         self.in_background(count())
 
