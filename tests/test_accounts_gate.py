@@ -256,7 +256,7 @@ def test_a_minor_is_refused_in_the_nightly_pause(env: Env) -> None:
 
 
 def test_a_minor_is_refused_after_the_daily_limit_counted_in_active_minutes(env: Env) -> None:
-    acc, key = env.account(age_band="8-12")  # limit 3 minutes (config)
+    _, key = env.account(age_band="8-12")  # limit 3 minutes (config)
     env.clock.set_local("2026-12-03T15:00:10")
     for minute in range(3):
         env.clock.set_local(f"2026-12-03T15:0{minute}:10")
@@ -276,7 +276,7 @@ def test_a_minor_is_refused_after_the_daily_limit_counted_in_active_minutes(env:
 
 
 def test_a_minor_gets_a_rest_reminder_after_continuous_use(env: Env) -> None:
-    acc, key = env.account(age_band="16-18")  # reminder after 2 minutes (config), gap 2
+    _, key = env.account(age_band="16-18")  # reminder after 2 minutes (config), gap 2
     env.clock.set_local("2026-12-03T16:00:05")
     first = env.chat(key)
     assert "notices" not in first.model_extra["hegui"]  # type: ignore[operator]
