@@ -256,23 +256,24 @@ class AccountGate:
 
     async def check_rates(self, adm: Admission, now: datetime) -> None:
         limit = self.cfg.rate_limits.get(adm.standing)
-        if limit is None:
+        if limit is None or (limit.requests_per_minute is None and limit.tokens_per_minute is None):
             return
         minute = int(now.timestamp()) // 60
         retry = str(max(1, 60 - int(now.timestamp()) % 60))
         subjects = [f"key:{adm.key_id}"] + ([f"acct:{adm.account_id}"] if adm.account_id else [])
-        if limit.tokens_per_minute is not None:
-            used = await asyncio.gather(*(self.state.peek(f"tpm:{s}:{minute}") for s in subjects))
-            if max(used) >= limit.tokens_per_minute:
-                raise account_error(429, "rate_limited", f"每分钟令牌数已达上限（{limit.tokens_per_minute}），请 "
-                                    f"{retry} 秒后再试。 (tokens per minute exceeded)", retry_after=int(retry),
-                                    headers={"retry-after": retry})
-        if limit.requests_per_minute is not None:
-            counts = await asyncio.gather(*(self.state.add(f"rpm:{s}:{minute}", 1, 60) for s in subjects))
-            if max(counts) > limit.requests_per_minute:
-                raise account_error(429, "rate_limited", f"每分钟请求数已达上限（{limit.requests_per_minute}），请 "
-                                    f"{retry} 秒后再试。 (requests per minute exceeded)", retry_after=int(retry),
-                                    headers={"retry-after": retry})
+        # one round trip: count this request, read this minute's tokens
+        adds = [(f"rpm:{s}:{minute}", 1 if limit.requests_per_minute is not None else 0) for s in subjects]
+        adds += [(f"tpm:{s}:{minute}", 0) for s in subjects] if limit.tokens_per_minute is not None else []
+        totals = await self.state.add_many(adds, 60)
+        requests, tokens = totals[:len(subjects)], totals[len(subjects):]
+        if limit.requests_per_minute is not None and max(requests) > limit.requests_per_minute:
+            raise account_error(429, "rate_limited", f"每分钟请求数已达上限（{limit.requests_per_minute}），请 "
+                                f"{retry} 秒后再试。 (requests per minute exceeded)", retry_after=int(retry),
+                                headers={"retry-after": retry})
+        if limit.tokens_per_minute is not None and max(tokens) >= limit.tokens_per_minute:
+            raise account_error(429, "rate_limited", f"每分钟令牌数已达上限（{limit.tokens_per_minute}），请 "
+                                f"{retry} 秒后再试。 (tokens per minute exceeded)", retry_after=int(retry),
+                                headers={"retry-after": retry})
 
     async def add_tokens(self, adm: Admission, tokens: int, at: datetime) -> None:
         """Count a response's tokens (ended at ``at``) against the per-minute limits."""
@@ -280,7 +281,7 @@ class AccountGate:
             return
         minute = int(at.timestamp()) // 60
         subjects = [f"key:{adm.key_id}"] + ([f"acct:{adm.account_id}"] if adm.account_id else [])
-        await asyncio.gather(*(self.state.add(f"tpm:{s}:{minute}", tokens, 60) for s in subjects))
+        await self.state.add_many([(f"tpm:{s}:{minute}", tokens) for s in subjects], 60)
 
     async def finish(self, adm: Admission, ended: datetime) -> None:
         """The response ended at ``ended``: a minor's usage also counts that minute (long streams)."""

@@ -46,6 +46,10 @@ class SharedState(Protocol):
         """Add ``amount`` to the counter ``key`` of the current window; the window's total after it."""
         ...
 
+    async def add_many(self, adds: list[tuple[str, int]], window_seconds: int) -> list[int]:
+        """:meth:`add` of ``(key, amount)`` pairs at once (one round trip); amount 0 reads a total."""
+        ...
+
     async def peek(self, key: str) -> int:
         """The counter's total in the current window (0 when none)."""
         ...
@@ -79,6 +83,14 @@ class RedisState:
             pipe.expire(k, window_seconds * 2, nx=True)
             total, _ = await pipe.execute()
         return int(total)
+
+    async def add_many(self, adds: list[tuple[str, int]], window_seconds: int) -> list[int]:
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for key, amount in adds:
+                pipe.incrby(self.PREFIX + key, amount)
+                pipe.expire(self.PREFIX + key, window_seconds * 2, nx=True)
+            got = await pipe.execute()
+        return [int(v) for v in got[::2]]
 
     async def peek(self, key: str) -> int:
         v = await self._redis.get(self.PREFIX + key)
@@ -139,6 +151,9 @@ class DatabaseState:
             if amount:
                 self._pending[(key, end)] += amount
             return self._local_total(key, end)
+
+    async def add_many(self, adds: list[tuple[str, int]], window_seconds: int) -> list[int]:
+        return [await self.add(key, amount, window_seconds) for key, amount in adds]
 
     def _local_total(self, key: str, end: datetime) -> int:
         known = self._totals.get(key)
