@@ -152,3 +152,67 @@ def test_a_clean_text_streams_through_unchanged(env: Env) -> None:
     text = FILLER * 5 + TAIL
     received, last = env.stream(text)
     assert received == text and last.choices[0].finish_reason == "stop"
+
+
+# -- identifiers in groups (issue 16): every kind, the way forms print them ------------------------
+
+
+def _grouped_identifiers() -> list[tuple[str, str]]:
+    """``(context, value)``: a grouped identifier of every kind, after its context word where the
+    kind needs one (permits and passports have no checksum; USCC in groups needs one too)."""
+    from stdnum import luhn
+    from stdnum.cn import uscc
+
+    rid, rid2, rid3 = IDS
+    card = "622202" + "3" * 12
+    card += luhn.calc_check_digit(card)
+    code = "91110000600037341"
+    code += uscc.calc_check_digit(code + "0")
+    return [
+        ("身份证", " ".join(rid[i : i + 4] for i in range(0, 18, 4))),
+        ("", "-".join(rid2[i : i + 6] for i in range(0, 18, 6))),
+        ("证件", "\u2014".join([rid3[:6], rid3[6:14], rid3[14:]])),
+        ("号码", " ".join(rid)),
+        ("旧身份证", "110105 780928 946"),
+        ("手机", "1380 013 8000"),
+        ("电话", "138.0013.8000"),
+        ("", "+86 138\u20130013\u20138000"),
+        ("办公电话", "0755.8888.6666"),
+        ("卡号", ".".join(card[i : i + 4] for i in range(0, 19, 4))),
+        ("统一社会信用代码", " ".join(code[i : i + 4] for i in range(0, 18, 4))),
+        ("护照", "E 1234 5678"),
+        ("港澳通行证", "C 1234 5678"),
+        ("回乡证", "H 1234 5678 01"),
+        ("台胞证", "1234 5678"),
+        ("往来台湾通行证", "L-1234-5678"),
+        ("车牌", "京A-12345"),
+    ]
+
+
+GROUPED = _grouped_identifiers()
+GROUPED_SHIFTS = 12  # 5 already cut every value at every position; more give other cuts too
+
+
+def test_the_shifts_split_every_grouped_identifier_at_every_position() -> None:
+    for context, value in GROUPED:
+        seen: set[int] = set()
+        for text in shifted(context + value, GROUPED_SHIFTS):
+            seen |= split_points(text, value)
+        assert seen == set(range(1, len(value))), (value, sorted(set(range(1, len(value))) - seen))
+
+
+@pytest.mark.parametrize(("context", "value"), GROUPED, ids=[v for _, v in GROUPED])
+def test_grouped_identifiers_never_reach_the_client(env: Env, context: str, value: str) -> None:
+    assert not re.search(r"\d", FILLER + context + TAIL)  # every digit is the identifier's
+    for text in shifted(context + value, GROUPED_SHIFTS):
+        received, last = env.stream(text)
+        assert not re.search(r"\d", normalize(received).text), f"{value!r} leaked in {received!r}"
+        before = text[: text.index(value)]
+        assert received.startswith(before) and received.endswith(TAIL), received  # masked, not cut
+        assert last.choices[0].finish_reason == "stop"
+        out = last.model_extra["hegui"]["decisions"]["output"]
+        row = env.ledger.decisions(decision_id=out, kind="decision")[0]
+        assert row.action == "mask" and "PI" in row.risks
+        assert not re.search(r"\d", normalize(row.excerpt).text), row.excerpt
+        if value.startswith("京"):
+            assert "京A" not in received and "京A" not in row.excerpt

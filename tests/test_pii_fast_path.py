@@ -25,7 +25,7 @@ from hegui.detectors.pii.recognizers import (
     NAME_TRIGGERS_SPOKEN,
     PROVINCE_ABBREVIATIONS,
 )
-from hegui.detectors.pii.scan import CJK_NUMERALS, Scanner
+from hegui.detectors.pii.scan import CJK_NUMERALS, DASHES, Scanner
 from hegui.text import normalize
 
 SALT = b"test-salt"
@@ -68,9 +68,79 @@ def _digits(draw: st.DrawFn, n: int) -> str:
     return "".join(draw(st.lists(st.sampled_from("0123456789"), min_size=n, max_size=n)))
 
 
+_GROUP_SEPS = [" ", "-", ".", "\u3000", "\u2013", "\u2014", "\u2212", "\u2010", "  ", " - "]
+
+
+def _grouped(draw: st.DrawFn, value: str, consistent: bool = False) -> str:
+    """``value`` cut into random groups with random separators (some of them not accepted: two
+    spaces, " - "), as people write identifiers and as prose writes runs of numbers."""
+    cuts = sorted(draw(st.sets(st.integers(1, max(1, len(value) - 1)), max_size=len(value) - 1)))
+    seps = _GROUP_SEPS if not consistent else [draw(st.sampled_from(_GROUP_SEPS))]
+    out, prev = [], 0
+    for c in cuts:
+        out.append(value[prev:c] + draw(st.sampled_from(seps)))
+        prev = c
+    return "".join(out) + value[prev:]
+
+
+@st.composite
+def grouped_identifier(draw: st.DrawFn) -> str:
+    """Identifiers of every kind in groups (``1101 0519 7809 2894 65``, ``138.0013.8000`` …)."""
+    kind = draw(st.integers(0, 7))
+    if kind == 0:
+        first17 = draw(st.sampled_from(["11", "44", "65", "99"])) + _digits(draw, 4)
+        first17 += (
+            f"{draw(st.integers(1890, 2030))}{draw(st.integers(0, 13)):02d}{draw(st.integers(0, 32)):02d}"
+        )
+        first17 += _digits(draw, 3)
+        value = first17 + draw(st.sampled_from([ric.calc_check_digit(first17 + "0"), "0", "x"]))
+        return _grouped(draw, value)
+    if kind == 1:
+        value = (
+            draw(st.sampled_from(["11", "44"]))
+            + _digits(draw, 4)
+            + draw(st.sampled_from(["780928", "491231"]))
+        )
+        return _grouped(draw, value + _digits(draw, 3))
+    if kind == 2:
+        number = "1" + draw(st.sampled_from("3456789")) + _digits(draw, 9)
+        prefix = draw(st.sampled_from(["", "+86 ", "+86.", "0086-", "86 ", "(+86) "]))
+        return prefix + _grouped(draw, number)
+    if kind == 3:
+        area = draw(st.sampled_from(["010", "021", "0755", "(010)", "+86.10.", "0086-755-"]))
+        sep = draw(st.sampled_from(["", ".", " - ", "\u2014", "\u2013 "]))
+        return area + sep + _grouped(draw, draw(st.sampled_from("2345678")) + _digits(draw, 7))
+    if kind == 4:
+        body = draw(st.sampled_from(["622202", "4", "5312", "62"])) + _digits(draw, draw(st.integers(9, 12)))
+        card = body + luhn.calc_check_digit(body)
+        if draw(st.booleans()):
+            sep = draw(st.sampled_from(_GROUP_SEPS))
+            return sep.join(card[i : i + 4] for i in range(0, len(card), 4))
+        return _grouped(draw, card)
+    if kind == 5:
+        first17 = (
+            "91" + _digits(draw, 6) + draw(st.text("0123456789ABCDEFGHJKLMNPQRTUWXY", min_size=9, max_size=9))
+        )
+        return draw(st.sampled_from(["", "信用代码", "税号"])) + _grouped(
+            draw, first17 + uscc.calc_check_digit(first17 + "0")
+        )
+    if kind == 6:
+        letters = draw(st.sampled_from(["E", "G", "EA", "C", "W", "H", "M", "L", "CA", "x", ""]))
+        context = draw(st.sampled_from(["", "护照", "港澳通行证", "回乡证", "台胞证", "往来台湾通行证"]))
+        sep = draw(st.sampled_from(["", " ", "-", "."]))
+        return context + letters + sep + _grouped(draw, _digits(draw, draw(st.integers(6, 11))))
+    prov = draw(st.sampled_from(PROVINCE_ABBREVIATIONS))
+    sep = draw(st.sampled_from(["-", ".", "．", " ", "·", "--"]))
+    return (
+        prov + draw(st.sampled_from("ABDF")) + sep + draw(st.text("ABDF0123456789", min_size=4, max_size=7))
+    )
+
+
 @st.composite
 def identifier(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 11))
+    kind = draw(st.integers(0, 13))
+    if kind >= 12:
+        return draw(grouped_identifier())
     if kind == 0:
         first17 = draw(st.sampled_from(["11", "44", "65", "99"])) + _digits(draw, 4)
         first17 += (
@@ -147,11 +217,15 @@ WORDS = [
     *NAME_TRIGGERS_COLON,
     *NAME_TRIGGERS_SPOKEN,
     "改名叫", "手机", "电话", "身份证", "卡号", "护照", "港澳", "通行证", "台胞证", "车牌", "IP", "服务器", "邮箱",
-    "信用代码", "tel", "Phone", "id card", "工号",
+    "信用代码", "tel", "Phone", "id card", "工号", "统一社会信用代码", "回乡证", "往来台湾通行证", "税号",
     "张三", "欧阳娜娜", "穆罕默德·阿里", "王", "先生", "性别", "北京市朝阳区建国路88号", "浙江省杭州市", "3栋201室",
     "的", "了", "我", "今天天气很好", "一二三四五六七", "三三两两", "第一", "两", "十",
 ]  # fmt: skip
-ODD = list("٠١٢٣٤٥٦٧٨٩०१२३\u212aİ１２ＡＢ＠．·•・（）挂学警港澳 \t\n-+().:@xX#") + list(CJK_NUMERALS)
+ODD = (
+    list("٠١٢٣٤٥٦٧٨٩०१२३\u212aİ１２ＡＢ＠．·•・（）挂学警港澳 \t\n-+().:@xX#\u3000－")
+    + list(CJK_NUMERALS)
+    + list(DASHES)
+)
 
 
 def piece() -> st.SearchStrategy[str]:
@@ -178,7 +252,7 @@ def test_random_texts(text: str) -> None:
 
 
 DENSE = [
-    *"0123456789 -+().:@xXaeEgclhmkK京沪粤A·•一二三四五六七八九零两：\u0663\u212a挂",
+    *"0123456789 -+().:@xXaeEgclhmkK京沪粤A·•一二三四五六七八九零两：\u0663\u212a挂\u2013\u2014",
     *("姓名", "我叫", "住在", "地址", "手机", "身份证", "护照", "台胞证", "车牌", "ip"),
 ]
 
@@ -207,6 +281,27 @@ def make_id(first17: str) -> str:
 
 RID = make_id("11010519491231002")
 CARD = "622202123456789012" + luhn.calc_check_digit("622202123456789012")
+GROUPED_EDGES = [
+    # grouped forms (issue 16): every kind, separators and dashes, next to other numbers
+    f"身份证{RID[:4]} {RID[4:8]} {RID[8:12]} {RID[12:16]} {RID[16:]}，{RID[:6]}-{RID[6:12]}-{RID[12:]}",
+    f"编号12 {RID[:4]} {RID[4:8]} {RID[8:12]} {RID[12:16]} {RID[16:]}",  # a candidate inside a failed one
+    " ".join(RID)
+    + "，"
+    + "\u2014".join([RID[:6], RID[6:14], RID[14:]])
+    + "，"
+    + ".".join([RID[:6], RID[6:14], RID[14:]]),
+    "旧身份证 110105 491231 002",
+    "手机1380 013 8000，138.0013.8000，1 3 8 0 0 1 3 8 0 0 0，+86 138\u20130013\u20138000，1 3 5 7 9 11 13 15",
+    "电话0755.8888.6666，021 - 6234 5678，010 \u2014 6234 5678，+86.10.6234.5678",
+    "卡号"
+    + ".".join(CARD[i : i + 4] for i in range(0, 19, 4))
+    + "，"
+    + "\u2014".join(CARD[i : i + 4] for i in range(0, 16, 4)),
+    "信用代码9111 0000 6000 3734 1l，91-110000-600037341-l",
+    "护照e 1234 5678，通行证ca 123-4567，回乡证h12345678 01，台胞证1234 5678 90 (b)，往来台湾通行证l-1234-5678",
+    "车牌京a-12345，京a.12345，粤b-d12345",
+    "时间2023-10-15 12:30:45，价格12 34 56元，第1 2 3 4 5 6 7 8 9 10 11 12名",
+]
 EDGES = [
     RID,  # the whole text, no room for windows at either end
     f"身份证{RID}",
@@ -243,6 +338,7 @@ EDGES = [
     "信用代码91110000600037341L",
     "身份证" + make_id("51010419850615123") + "，卡号" + CARD + "。",  # 18 and 19 digits, nothing else
     "手机٣13800138000",  # only digits, but not ASCII: a match need not take the whole segment
+    *GROUPED_EDGES,
 ]
 
 
@@ -261,6 +357,11 @@ def test_edges_find_things() -> None:
         "CN_PLATE", "IP_ADDRESS", "PERSON_NAME", "ADDRESS",
     }  # fmt: skip
     assert [r.kind for r in DETECTOR.analyze("e١٢٣٤٥٦٧٨")] == []
+    grouped = {r.kind for text in GROUPED_EDGES for r in DETECTOR.analyze(normalize(text).text)}
+    assert grouped >= {
+        "CN_RESIDENT_ID", "CN_MOBILE", "CN_LANDLINE", "BANK_CARD", "CN_USCC", "PASSPORT", "HK_MO_PERMIT",
+        "TW_PERMIT", "CN_PLATE",
+    }  # fmt: skip
     assert {r.kind for r in CUSTOM.analyze("工号EMP-123456")} == {"EMPLOYEE_ID"}
 
 
@@ -348,13 +449,13 @@ def test_uscc_check_agrees_with_stdnum() -> None:
     assert valid > 5_000
 
 
-@given(st.text(alphabet="0123456789xX -·•・()（）\t\u3000a٣", max_size=25))
+@given(st.text(alphabet="0123456789xX -.·•・()（）\t\u3000a٣", max_size=25))
 def test_compact_agrees_with_the_regex(value: str) -> None:
     import re
 
     from hegui.detectors.pii.recognizers import _compact
 
-    assert _compact(value) == re.sub(r"[\s\-·•・()（）]", "", value).upper()
+    assert _compact(value) == re.sub(r"[\s\-.·•・()（）]", "", value).upper()
 
 
 @pytest.mark.parametrize(

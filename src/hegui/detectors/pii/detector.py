@@ -23,7 +23,7 @@ from hegui.detectors.pii.recognizers import (
     RecognizerRegistry,
     RecognizerResult,
 )
-from hegui.detectors.pii.scan import Scanner, anchorable
+from hegui.detectors.pii.scan import DASH_BETWEEN_DIGITS, DASHES, Scanner, anchorable
 from hegui.masking import CHINESE_DIGITS, canonical_value, value_digest
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ _CHINESE_DIGIT = re.compile("[零〇一二三四五六七八九幺两壹贰叁�
 # seven or more in a row, mixed with ASCII digits or not (the normaliser already turned 〇 into 0):
 # "一三八…" is a number, "一二三四五" in prose is counting
 _CHINESE_DIGIT_RUN = re.compile("[0-9零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖]{7,}")
+_DASH = re.compile(f"[{DASHES}]")
+_DASH_BETWEEN_DIGITS = re.compile(DASH_BETWEEN_DIGITS)
 _PHONE_KINDS = frozenset({"CN_MOBILE", "CN_LANDLINE"})
 _LOOKAHEAD = 2
 """Characters after a match that the built-in patterns' lookaheads read (``(?!-[0-9])`` …)."""
@@ -134,8 +136,9 @@ class PIIDetector(Detector):
             # without these skips the copy
             text = _lower(text)
             scan = self._scanner.scan(text)
-        if scan.numerals:
-            translated = _translate_numerals(text)
+        if scan.numerals or scan.dashes:
+            # in the reference's order: numerals can put digits on both sides of a dash
+            translated = _translate_dashes(_translate_numerals(text))
             if translated != text:
                 text = translated
                 scan = self._scanner.scan(text)
@@ -200,7 +203,7 @@ class PIIDetector(Detector):
         return gate
 
     def _collect_reference(self, text: str) -> list[RecognizerResult]:
-        text = _translate_numerals(_lower(text))
+        text = _translate_dashes(_translate_numerals(_lower(text)))
         window = self.config.context_window
         min_score = self.config.min_score
         gate_cache: dict[str, bool] = {}
@@ -249,6 +252,13 @@ def _translate_numerals(text: str) -> str:
     """Phone numbers written in Chinese numerals; the mapping is one to one, so spans hold."""
     if _CHINESE_DIGIT.search(text):
         return _CHINESE_DIGIT_RUN.sub(lambda m: m.group().translate(CHINESE_DIGITS), text)
+    return text
+
+
+def _translate_dashes(text: str) -> str:
+    """``138–0013–8000`` → ``138-0013-8000``: dashes between digits read as ``-``, one to one."""
+    if _DASH.search(text):
+        return _DASH_BETWEEN_DIGITS.sub("-", text)
     return text
 
 

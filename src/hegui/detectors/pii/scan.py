@@ -5,8 +5,9 @@
   a ``scan = "segment"`` recognizer lies inside one, so the detector runs those recognizers on these
   few windows instead of the whole text;
 - the start of every trigger word (``地址``, ``我叫`` …) of the ``scan = "trigger"`` recognizers;
-- whether the text has upper-case ASCII (the detector must lower-case it, then scan again) and
-  whether it may hold a run of Chinese numerals the detector translates to digits (same).
+- whether the text has upper-case ASCII (the detector must lower-case it, then scan again),
+  whether it may hold a run of Chinese numerals the detector translates to digits (same) and
+  whether it has a dash other than ``-`` between digits (``138–0013–8000``; same).
 
 Python's ``re`` skips quickly over characters that cannot start a match only when a pattern begins
 with a single character class, so the pass is one class (digits, letters, Chinese numerals and one
@@ -27,6 +28,14 @@ from typing import NamedTuple
 CJK_NUMERALS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
 """Characters the detector reads as digits in runs of seven or more (see ``detector.py``)."""
 
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+"""Dashes the detector reads as ``-`` between two digits, also with a space on either side
+(``138–0013–8000``, ``0755 — 8888 6666``): hyphen, non-breaking hyphen, figure dash, en dash, em
+dash, horizontal bar, minus sign. NFKC already folds ``－`` and ``﹣`` to ``-``."""
+
+DASH_BETWEEN_DIGITS = f"[{DASHES}](?:(?<=[0-9][{DASHES}])|(?<=[0-9] [{DASHES}]))(?= ?[0-9])"
+"""A dash of :data:`DASHES` the detector reads as ``-``."""
+
 SEGMENT_CLASS = r"\da-z+().:\- "
 """The characters a ``scan = "segment"`` recognizer's patterns may consume (the text is lower-cased)."""
 
@@ -44,6 +53,7 @@ _LETTER = re.compile("[a-z]")
 _ASCII_DIGITS = frozenset("0123456789")
 _NUMERALS = frozenset(CJK_NUMERALS)
 _NUMERALS_OR_DIGITS = _NUMERALS | _ASCII_DIGITS
+_DASH_SET = frozenset(DASHES)
 
 
 class Segment(NamedTuple):
@@ -71,6 +81,8 @@ class Scan:
     """The text may have a run of seven or more digits and Chinese numerals: translate, scan again."""
     ascii: bool = True
     """Every segment is ASCII, so a ``\\d`` in a match is an ASCII digit."""
+    dashes: bool = False
+    """The text has a dash that the detector reads as ``-`` (:data:`DASHES`): translate, scan again."""
 
     def trigger_starts(self, words: frozenset[str] | None = None) -> list[int]:
         """Sorted start positions of these trigger words (default: all)."""
@@ -113,8 +125,10 @@ class Scanner:
         seg = f"[{SEGMENT_CLASS}]"
         parts = [
             # from an ASCII digit: only segments long enough, or with more before the digit (the
-            # caller extends those to the left), or that run into a Chinese numeral (see scan())
-            f"(?<=[0-9])(?:{seg}{{{self.min_length - 1},}}|(?<={seg}[0-9])(?<![0-9][0-9]){seg}*|{seg}*(?=[{numerals}]))",
+            # caller extends those to the left), or that run into a Chinese numeral, or a digit
+            # before a dash (see scan())
+            f"(?<=[0-9])(?:{seg}{{{self.min_length - 1},}}|(?<={seg}[0-9])(?<![0-9][0-9]){seg}*|{seg}*(?=[{numerals}])"
+            f"|(?= ?[{DASHES}]))",
             rf"(?<=[a-z])(?=\d)[{SEGMENT_CLASS}]*",
             f"(?<=[{_UPPER}])",
             f"(?<=[{numerals}])[0-9{numerals}]{{6}}",
@@ -151,6 +165,7 @@ class Scanner:
         segments: list[Segment] = []
         triggers: list[tuple[int, str]] = []
         numerals = False
+        dashes = False
         ascii_only = True
         kinds = self._kind
         min_length = self.min_length
@@ -160,6 +175,11 @@ class Scanner:
             a, e = m.span()
             kind = kinds[text[a]]
             if kind == _SEG:
+                if e < n and (text[e] in _DASH_SET or (text[e] == " " and text[e + 1 : e + 2] in _DASH_SET)):
+                    # a dash after digits (a segment ends at it, or a digit alone is before it): the
+                    # caller reads the dashes between digits as "-" and, if that changes the text,
+                    # scans again
+                    dashes = True
                 if (
                     not numerals  # once is enough: a run of 一1一1… would otherwise be walked again and again
                     and e < n
@@ -197,7 +217,7 @@ class Scanner:
                 numerals = True
         if len(triggers) > 1:
             triggers.sort()
-        return Scan(segments, triggers, False, numerals, ascii_only)
+        return Scan(segments, triggers, False, numerals, ascii_only, dashes)
 
 
 def _numeral_run(text: str, i: int) -> bool:
