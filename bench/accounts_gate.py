@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import gateway as gwbench  # noqa: E402  (bench/gateway.py: the load driver and helpers)
+import gateway as gwbench  # bench/gateway.py: the load driver and helpers
 
 KEY = "sk-hegui-bench-gate"
 

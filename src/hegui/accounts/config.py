@@ -44,11 +44,26 @@ class SMSConfig(BaseModel):
     """``log``: the code is written to the log (development; ``hegui demo`` prints it). ``webhook``: a
     signed JSON POST to ``webhook_url`` (your SMS provider's adapter)."""
     webhook_url: str | None = None
-    """Where the ``webhook`` sender POSTs ``{"phone", "code", "purpose", "ttl_seconds", "template"}``."""
+    """Where the ``webhook`` sender POSTs ``{"phone", "code", "purpose", "ttl_seconds", "template", "timestamp"}``."""
     webhook_secret_env: str = "HEGUI_SMS_WEBHOOK_SECRET"
     """Environment variable holding the key of the ``x-hegui-signature`` HMAC-SHA256 header."""
     timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the webhook."""
+    template: str = Field(default="您的验证码是 {code}，{minutes} 分钟内有效。如非本人操作，请忽略本短信。",
+                          max_length=500)
+    """The SMS text sent as ``template`` in the webhook's body (``{code}`` and ``{minutes}`` are filled
+    in), for providers that take a text; providers with registered templates use ``code`` instead."""
+
+    @field_validator("template")
+    @classmethod
+    def _placeholders(cls, value: str) -> str:
+        try:
+            value.format(code="0", minutes=1)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"only {{code}} and {{minutes}} may be used ({exc})") from None
+        if "{code}" not in value:
+            raise ValueError("must contain {code}")
+        return value
 
     @model_validator(mode="after")
     def _needs_url(self) -> SMSConfig:
@@ -64,6 +79,9 @@ class VerifierConfig(BaseModel):
     ``{"phone", "token"}`` and stores only the ``age_band`` it answers. Unset: age is declared."""
     timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the verifier."""
+    secret_env: str = "HEGUI_VERIFIER_SECRET"
+    """Environment variable holding the key of the ``x-hegui-signature`` header on verifier requests
+    (signed like the SMS webhook); unset: the requests go unsigned."""
 
 
 class AgreementDocument(BaseModel):

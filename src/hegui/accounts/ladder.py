@@ -27,12 +27,12 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from hegui.accounts.config import LADDER, LadderConfig
+from hegui.accounts.config import LadderConfig
 from hegui.accounts.models import AccountProfile
 from hegui.accounts.store import SYSTEM, AccountStore, Profile, _profile
 from hegui.ledger.errors import LedgerError
 from hegui.ledger.events import append_event
-from hegui.ledger.models import Base, utcnow
+from hegui.ledger.models import Base
 from hegui.taxonomy import matches
 
 _decisions = Base.metadata.tables["decisions"]
@@ -84,25 +84,30 @@ def _count(conn: Connection, cfg: LadderConfig, account_id: str, now: datetime) 
 
 
 def _reason(cfg: LadderConfig, counted: int) -> str:
+    """Recorded with the step and shown to the person (the gate's warning quotes it): Chinese first."""
     hours = f"{cfg.window_hours:g}"
     risks = ", ".join(cfg.step.risks) if cfg.step.risks else "any risk"
-    return (f"{counted} refused inputs within {hours} h (threshold {cfg.step.refusals}; risks: {risks}) "
-            f"since the last ladder step")
+    return (f"{hours} 小时内 {counted} 次输入因违规被拒绝 ({counted} refused inputs within {hours} h since the "
+            f"last ladder step; threshold {cfg.step.refusals}; risks: {risks})")
 
 
-def _ensure_profile(store: AccountStore, account_id: str) -> None:
-    """Make the profile row exist, so the step's transaction has a row to lock (a default row reads
-    exactly like no row). Another worker making it at the same moment is fine."""
+def _steppable(store: AccountStore, account_id: str, now: datetime) -> bool:
+    """Whether an automatic step could move the account (not suspended or terminated), making its
+    profile row exist so the step's transaction has a row to lock (a default row reads exactly like
+    no row; another worker making it at the same moment is fine). Raises AccountNotFound."""
     with store.ledger.engine.connect() as conn:
-        found = conn.execute(sa.select(_profiles.c.account_id)
-                             .where(_profiles.c.account_id == account_id)).first()
-    if found is not None:
-        return
+        row = conn.execute(sa.select(_profiles).where(_profiles.c.account_id == account_id)).one_or_none()
+    if row is not None:
+        return _profile(row).standing_at(now) in AUTOMATIC_STEPS
     try:
-        with store.ledger.engine.begin() as conn:
-            store._upsert(conn, account_id)
+        with store.ledger.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                store._upsert(conn, account_id)  # AccountNotFound when there is no such account
     except IntegrityError:
         pass  # made by another worker in between
+    return True
 
 
 def consider(store: AccountStore, cfg: LadderConfig, account_id: str, now: datetime) -> str | None:
@@ -120,7 +125,11 @@ def consider(store: AccountStore, cfg: LadderConfig, account_id: str, now: datet
         raise LedgerError(f"cannot read refusals of {account_id}: {str(exc).splitlines()[0]}") from exc
     if len(seen.decision_ids) < cfg.step.refusals:
         return None
-    _ensure_profile(store, account_id)
+    try:
+        if not _steppable(store, account_id, now):
+            return None  # suspended or terminated: counted refusals change nothing (and write nothing)
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot read the account {account_id}: {str(exc).splitlines()[0]}") from exc
 
     def step(conn: Connection) -> str | None:
         # Hold the profile row (PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the database),
@@ -147,13 +156,16 @@ def consider(store: AccountStore, cfg: LadderConfig, account_id: str, now: datet
             "risks": list(cfg.step.risks),
         })
 
-    return store.write(step)
+    try:
+        with store.ledger.engine.connect() as conn:
+            if conn.dialect.name == "sqlite":
+                conn.execution_options(sqlite_begin="IMMEDIATE")
+            with conn.begin():
+                event_id = step(conn)
+                if event_id is not None:
+                    store._bump(conn)  # workers drop their cached standing; nothing to drop otherwise
+                return event_id
+    except SQLAlchemyError as exc:
+        raise LedgerError(f"cannot step account {account_id} down the ladder: "
+                          f"{str(exc).splitlines()[0]}") from exc
 
-
-def next_step(standing: str) -> str | None:
-    """The standing an automatic step leads to from ``standing`` (None: no automatic step)."""
-    return AUTOMATIC_STEPS.get(standing)
-
-
-assert set(AUTOMATIC_STEPS) | set(AUTOMATIC_STEPS.values()) <= set(LADDER)
-_ = utcnow  # re-exported for callers that stamp ``now`` the way the ledger does

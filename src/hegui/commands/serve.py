@@ -16,6 +16,8 @@ from hegui.errors import UserError
 DEMO_KEY = "sk-hegui-demo"
 DEMO_ADMIN_KEY = "sk-hegui-demo-admin"
 DEMO_ACCOUNT = "acc_demo"
+DEMO_AGREEMENT_VERSION = "demo-1"
+DEMO_AGREEMENT_EFFECTIVE = "2025-01-01"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
 
@@ -125,9 +127,47 @@ r = c.chat.completions.create(model="hegui-demo", messages=[{{"role": "user", "c
 print(r.choices[0].message.content, r.model_extra["hegui"])'
 
 The demo model answers "/say TEXT" with exactly TEXT, so you can watch output moderation at work.
+
+Register a person by SMS code (the demo's SMS sender prints the code here, as "hegui.sms: SMS to 138****8000: code …"),
+then accept the demo agreements ({DEMO_AGREEMENT_VERSION}) and chat with the key you got:
+
+  curl -s {url}/v1/hegui/otp -H 'Content-Type: application/json' -d '{{"phone": "13800138000", "purpose": "register"}}'
+  curl -s {url}/v1/hegui/register -H 'Content-Type: application/json' -d '{{"phone": "13800138000", "code": "CODE"}}'
+  for k in service privacy; do curl -s {url}/v1/hegui/agreements/accept -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' -d '{{"kind": "'$k'", "version": "{DEMO_AGREEMENT_VERSION}"}}'; done
+
 Metrics: {url}/metrics   Ready: {url}/readyz   Ledger: hegui ledger decisions --url sqlite:///{folder / 'demo.db'}
 Press Ctrl-C to stop.
 """
+
+
+def publish_demo_agreements(ledger: Any) -> None:
+    """The demo's service agreement and privacy policy (``hegui/data/agreements/*-demo.md``), published
+    as version ``demo-1`` (a no-op when the demo ledger has them already)."""
+    from importlib.resources import files
+
+    from hegui.accounts.store import AccountStore
+
+    store = AccountStore(ledger)
+    folder = files("hegui") / "data" / "agreements"
+    for kind in ("service", "privacy"):
+        text = (folder / f"{kind}-demo.md").read_text(encoding="utf-8")
+        store.publish_agreement(kind, DEMO_AGREEMENT_VERSION, DEMO_AGREEMENT_EFFECTIVE, text, actor="hegui demo")
+
+
+def show_sms_log() -> None:
+    """The log SMS sender writes the codes to ``hegui.sms`` at WARNING: print them on stderr (uvicorn,
+    at log level warning, configures only its own loggers)."""
+    import logging
+    import sys
+
+    sms = logging.getLogger("hegui.sms")
+    if not any(getattr(h, "hegui_demo", False) for h in sms.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("hegui.sms: %(message)s"))
+        handler.hegui_demo = True  # type: ignore[attr-defined]
+        sms.addHandler(handler)
+    sms.setLevel(logging.WARNING)
+    sms.propagate = False
 
 
 def demo(
@@ -155,6 +195,8 @@ def demo(
     try:
         ledger.ensure_account(DEMO_ACCOUNT, name="demo")
         ledger.ensure_api_key(DEMO_ACCOUNT, DEMO_KEY, name="demo key")
+        publish_demo_agreements(ledger)
+        show_sms_log()
         app = create_app(cfg, ledger=ledger)
         typer.echo(demo_banner(f"http://{host}:{port}", folder))
         uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)

@@ -47,6 +47,8 @@ def upgrade() -> None:
     heads = sa.table("chain_heads", sa.column("chain", sa.String), sa.column("seq", sa.BigInteger),
                      sa.column("row_hash", sa.String))
     op.bulk_insert(heads, [{"chain": "events", "seq": 0, "row_hash": "0" * 64}])
+    # the ladder counts an account's recent refusals: by account, then time
+    op.create_index("ix_decisions_account_created", "decisions", ["account_id", "created_at"])
     meta = sa.table("ledger_meta", sa.column("key", sa.String), sa.column("value", sa.Text))
     # bumped by every account change; workers poll it to refresh cached standing
     op.bulk_insert(meta, [{"key": "accounts_version", "value": "0"}])
@@ -139,6 +141,7 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_decisions_account_created", "decisions")
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("public")
     for table in ("agreements", "appeals", "counters", "usage_minutes", "otp_codes", "app_users", "account_profiles", "events"):
