@@ -32,6 +32,12 @@ class UpstreamConfig(BaseModel):
     """Seconds to wait for a TCP connection before failing over."""
     retries: int = Field(default=0, ge=0, le=10)
     """Extra attempts on this upstream (connect error, timeout, 5xx) before the next one."""
+    max_response_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    """Largest answer read from this upstream: a non-streamed body (images included), or all the
+    bytes of one stream. Above it the answer is a protocol failure (502, or the stream ends)."""
+    max_event_bytes: int = Field(default=1024 * 1024, ge=1024)
+    """Longest Server-Sent Event (bytes up to the blank line that ends it) read from this upstream;
+    a longer one is not buffered further but is a protocol failure."""
     token_delay_ms: float = Field(default=0.0, ge=0)
     """Demo upstream only: pause between streamed tokens."""
 

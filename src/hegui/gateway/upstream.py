@@ -13,11 +13,13 @@ import contextlib
 import fnmatch
 import json
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+import anyio
 import httpx
 
 from hegui.gateway import demo_upstream, protocol
@@ -90,6 +92,13 @@ def _error_body(resp_body: bytes, status: int) -> dict[str, Any]:
 
 MAX_PENDING_CHUNKS = 2048
 """Upstream chunks read ahead of what the gateway has passed on, before it stops reading."""
+MAX_PENDING_BYTES = 1024 * 1024
+"""The same bound in bytes of event data: a slow client makes the gateway stop reading the upstream
+(TCP then pushes back on the model server) instead of buffering its answer."""
+ERROR_BODY_BYTES = 64 * 1024
+"""Most of an error body (or of a wrong-type answer to a stream) read to report it."""
+MODELS_BODY_BYTES = 1024 * 1024
+"""Most of an upstream's ``GET /models`` answer read."""
 
 
 class HTTPStream:
@@ -99,79 +108,154 @@ class HTTPStream:
     When the upstream is faster than the gateway can pass things on (or the client reads), batches
     grow, so the gateway checks and sends fewer, larger pieces instead of falling behind token by
     token. A slow upstream gives batches of one, sent at once.
+
+    Nothing is buffered without bound: an event longer than ``max_event_bytes``, a stream longer
+    than ``max_response_bytes`` or ``timeout`` seconds without an event (keep-alive comments do not
+    count) is an :class:`UpstreamFailure`; and the reader pauses while ``MAX_PENDING_CHUNKS`` /
+    ``MAX_PENDING_BYTES`` wait to be taken.
     """
 
-    def __init__(self, upstream: str, response: httpx.Response) -> None:
+    def __init__(self, upstream: str, response: httpx.Response, config: UpstreamConfig | None = None) -> None:
+        config = config or UpstreamConfig()
         self.upstream = upstream
         self._response = response
+        self._idle = config.timeout
+        self._max_event = config.max_event_bytes
+        self._max_total = config.max_response_bytes
+        self._pending: list[dict[str, Any]] = []
+        self._pending_bytes = 0
+        self._wake = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._outcome: list[BaseException | None] = []
         self._reader: asyncio.Future[None] | None = None
+        # The reader is stopped through an anyio cancel scope, never by a bare Task.cancel(): a
+        # second cancellation arriving while httpcore closes the connection (its clean-up runs
+        # shielded from anyio cancellation only) leaves the connection open, and the upstream
+        # generating, until the client is closed.
+        self._scope = anyio.CancelScope()
+
+    async def start(self) -> None:
+        """Start reading, and return once the first event has arrived (or the stream ended).
+
+        Until then nothing has reached the client, so a stream that is broken from its first byte
+        (not SSE, not JSON, too long, silent) raises :class:`UpstreamFailure` here, where the
+        router can still fail over and the client gets a plain 502/504."""
+        self._reader = asyncio.ensure_future(self._run())
+        try:
+            await self._wake.wait()
+        except BaseException:
+            await self.aclose()
+            raise
+        if not self._pending and self._outcome and self._outcome[0] is not None:
+            await self.aclose()
+            raise self._outcome[0]
 
     async def events(self) -> AsyncIterator[list[dict[str, Any]]]:
-        pending: list[dict[str, Any]] = []
-        wake = asyncio.Event()
-        room = asyncio.Event()
-        room.set()
-        outcome: list[BaseException | None] = []
-
-        async def read() -> None:
-            try:
-                await self._read(pending, wake, room)
-                outcome.append(None)
-            except BaseException as exc:
-                outcome.append(exc)
-                if isinstance(exc, asyncio.CancelledError):
-                    raise
-            finally:
-                wake.set()
-
-        self._reader = reader = asyncio.ensure_future(read())
+        if self._reader is None:
+            await self.start()
+        reader = self._reader
+        assert reader is not None
         try:
             while True:
-                await wake.wait()
-                wake.clear()
-                if pending:
-                    batch = pending[:]
-                    pending.clear()
-                    room.set()
+                await self._wake.wait()
+                self._wake.clear()
+                if self._pending:
+                    batch, self._pending, self._pending_bytes = self._pending, [], 0
+                    self._room.set()
                     yield batch
-                if outcome and not pending:
+                if self._outcome and not self._pending:
                     break
-            if outcome[0] is not None:
-                raise outcome[0]
+            if self._outcome[0] is not None:
+                raise self._outcome[0]
         finally:
-            if not reader.done():
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
+            await self._stop_reader()
 
-    async def _read(self, pending: list[dict[str, Any]], wake: asyncio.Event, room: asyncio.Event) -> None:
-        buf = b""
+    async def _run(self) -> None:
         try:
-            async for data in self._response.aiter_bytes():
-                if len(pending) >= MAX_PENDING_CHUNKS:
-                    # the client reads slower than the upstream writes: let TCP push back on the upstream
-                    room.clear()
-                    await room.wait()
-                buf = (buf + data).replace(b"\r\n", b"\n")
-                while True:
-                    end = buf.find(b"\n\n")
-                    if end < 0:
-                        break
-                    block, buf = buf[:end], buf[end + 2:]
-                    for line in block.split(b"\n"):
-                        if not line.startswith(b"data:"):
-                            continue
-                        payload = line[5:].strip()
-                        if payload == b"[DONE]":
+            with self._scope:
+                try:
+                    await self._read()
+                    self._outcome.append(None)
+                except Exception as exc:
+                    self._outcome.append(exc)
+        finally:
+            if not self._outcome:
+                self._outcome.append(UpstreamFailure(self.upstream, "protocol", "the stream was closed"))
+            self._wake.set()
+
+    async def _stop_reader(self) -> None:
+        reader = self._reader
+        if reader is not None and not reader.done():
+            self._scope.cancel()
+            # asyncio.wait, not await: if this task is cancelled meanwhile, the reader must not be
+            await asyncio.wait({reader})
+
+    async def _read(self) -> None:
+        buf = bytearray()
+        scan = 0  # where the next look for the blank line ending an event starts
+        held_cr = False  # a "\r" at the end of the last read, whose "\n" may come next
+        total = 0
+        try:
+            # one deadline for the next event, moved on at each event: a server that sends only
+            # keep-alive comments (or trickles bytes) fails as surely as a silent one
+            with anyio.CancelScope(deadline=anyio.current_time() + self._idle) as idle:
+                async for data in self._response.aiter_bytes():
+                    total += len(data)
+                    if total > self._max_total:
+                        raise UpstreamFailure(self.upstream, "protocol", "upstream stream longer than "
+                                              f"{self._max_total} bytes (upstreams.max_response_bytes)")
+                    if held_cr:
+                        data = b"\r" + data
+                    held_cr = data.endswith(b"\r")
+                    if held_cr:
+                        data = data[:-1]
+                    buf += data.replace(b"\r\n", b"\n")
+                    while True:
+                        end = buf.find(b"\n\n", scan)
+                        if end < 0:
+                            scan = max(len(buf) - 1, 0)
+                            break
+                        block = bytes(buf[:end])
+                        del buf[:end + 2]
+                        scan = 0
+                        queued = len(self._pending)
+                        if self._take(block):
                             return
-                        pending.append(self._parse(payload))
-                        wake.set()
+                        if len(self._pending) > queued:  # an event, not just a comment
+                            idle.deadline = anyio.current_time() + self._idle
+                    if len(buf) > self._max_event:
+                        raise UpstreamFailure(self.upstream, "protocol", "upstream sent an SSE event longer "
+                                              f"than {self._max_event} bytes (upstreams.max_event_bytes)")
+                    if len(self._pending) >= MAX_PENDING_CHUNKS or self._pending_bytes >= MAX_PENDING_BYTES:
+                        # the client reads slower than the upstream writes: stop reading, and let TCP
+                        # push back on the upstream; waiting for the client is not the upstream's delay
+                        idle.deadline = math.inf
+                        self._room.clear()
+                        await self._room.wait()
+                        idle.deadline = anyio.current_time() + self._idle
         except httpx.TimeoutException:
             raise UpstreamFailure(self.upstream, "timeout", "upstream stopped sending (read timeout)") from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(self.upstream, "protocol", f"upstream stream broke: {exc.__class__.__name__}") from None
+        if idle.cancelled_caught:
+            raise UpstreamFailure(self.upstream, "timeout",
+                                  f"upstream sent no event for {self._idle:g} s (upstreams.timeout)")
         # a stream that ends without [DONE] was cut short by the server
         raise UpstreamFailure(self.upstream, "protocol", "upstream closed the stream before [DONE]")
+
+    def _take(self, block: bytes) -> bool:
+        """Queue the chunks of one event; True at ``[DONE]``."""
+        for line in block.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue  # comments (": ping"), event names, ids
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                return True
+            self._pending.append(self._parse(payload))
+            self._pending_bytes += len(payload)
+            self._wake.set()
+        return False
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         try:
@@ -182,18 +266,49 @@ class HTTPStream:
             raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk that is not an object")
         if isinstance(chunk.get("error"), dict):
             raise UpstreamFailure(self.upstream, "protocol", "upstream reported an error mid-stream")
+        choices = chunk.get("choices")
+        if choices is not None and not (isinstance(choices, list) and all(isinstance(c, dict) for c in choices)):
+            raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk whose choices are not a list "
+                                  "of objects")
         return chunk
 
     async def aclose(self) -> None:
-        if self._reader is not None and not self._reader.done():
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
+        await self._stop_reader()
         await self._response.aclose()
 
 
+async def read_capped(resp: httpx.Response, limit: int, upstream: str | None = None) -> bytes:
+    """The body of ``resp``, at most ``limit`` bytes. Past it: an :class:`UpstreamFailure` when
+    ``upstream`` is named, else the first ``limit`` bytes (for error messages)."""
+
+    def too_large() -> UpstreamFailure:
+        assert upstream is not None
+        return UpstreamFailure(upstream, "protocol", f"upstream {upstream} sent an answer larger than {limit} "
+                               "bytes (upstreams.max_response_bytes)")
+
+    declared = resp.headers.get("content-length", "")
+    if upstream is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large()
+    parts: list[bytes] = []
+    size = 0
+    async for data in resp.aiter_bytes():
+        parts.append(data)
+        size += len(data)
+        if size > limit:
+            if upstream is not None:
+                raise too_large()
+            break
+    return b"".join(parts)[:limit]
+
+
 class HTTPUpstream:
-    """An OpenAI-compatible server reached over HTTP."""
+    """An OpenAI-compatible server reached over HTTP.
+
+    Every exchange has a deadline of its own, so no upstream can hold a request for ever: a
+    non-streamed answer (body included) must be complete within ``connect_timeout + timeout``
+    seconds, a stream's response headers too; after that, a stream must send an event at least
+    every ``timeout`` seconds (see :class:`HTTPStream`).
+    """
 
     def __init__(self, config: UpstreamConfig, client: httpx.AsyncClient) -> None:
         self.name = config.name
@@ -202,6 +317,7 @@ class HTTPUpstream:
         key = config.resolved_api_key()
         self._headers = {"authorization": f"Bearer {key}"} if key else {}
         self._timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
+        self._deadline = config.connect_timeout + config.timeout
 
     def _request(self, path: str, body: dict[str, Any]) -> httpx.Request:
         return self._client.build_request(
@@ -210,25 +326,43 @@ class HTTPUpstream:
         )
 
     async def send(self, path: str, body: dict[str, Any], stream: bool) -> httpx.Response:
+        """POST ``body``; a 2xx response (streamed: open, its body unread; else read, at most
+        ``max_response_bytes``). Failures are :class:`UpstreamFailure` or :class:`UpstreamRejected`."""
+        resp: httpx.Response | None = None
+        handed_on = False
         try:
-            resp = await self._client.send(self._request(path, body), stream=stream)
+            async with asyncio.timeout(self._deadline):
+                resp = await self._client.send(self._request(path, body), stream=True)
+                if resp.status_code >= 400:
+                    try:
+                        raw = await read_capped(resp, ERROR_BODY_BYTES)
+                    except httpx.HTTPError:
+                        raw = b""
+                    await resp.aclose()
+                    if resp.status_code >= 500 or resp.status_code in (408, 429):
+                        raise UpstreamFailure(self.name, "status", f"upstream {self.name} returned {resp.status_code}",
+                                              status=resp.status_code)
+                    raise UpstreamRejected(resp.status_code, _error_body(raw, resp.status_code))
+                if stream:
+                    handed_on = True
+                    return resp
+                content = await read_capped(resp, self.config.max_response_bytes, self.name)
+        except TimeoutError:
+            raise UpstreamFailure(self.name, "timeout", f"upstream {self.name} timed out "
+                                  f"(no complete answer in {self._deadline:g} s)") from None
         except httpx.TimeoutException:
             raise UpstreamFailure(self.name, "timeout", f"upstream {self.name} timed out") from None
         except (httpx.ConnectError, httpx.ConnectTimeout):
             raise UpstreamFailure(self.name, "connect", f"cannot connect to upstream {self.name}") from None
         except httpx.HTTPError as exc:
             raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} failed: {exc.__class__.__name__}") from None
-        if resp.status_code >= 400:
-            try:
-                raw = await resp.aread()
-            except httpx.HTTPError:
-                raw = b""
-            await resp.aclose()
-            if resp.status_code >= 500 or resp.status_code in (408, 429):
-                raise UpstreamFailure(self.name, "status", f"upstream {self.name} returned {resp.status_code}",
-                                      status=resp.status_code)
-            raise UpstreamRejected(resp.status_code, _error_body(raw, resp.status_code))
-        return resp
+        finally:
+            if resp is not None and not handed_on:
+                await resp.aclose()
+        # the body was read (and decoded) here, under the size cap: hand it on as a plain response
+        headers = [(k, v) for k, v in resp.headers.multi_items()
+                   if k.lower() not in ("content-encoding", "content-length", "transfer-encoding")]
+        return httpx.Response(resp.status_code, headers=headers, content=content, request=resp.request)
 
     def stream_get(self, url: str) -> Any:
         """``GET url`` as a streamed response context, with this upstream's key and timeouts."""
@@ -242,20 +376,41 @@ class HTTPUpstream:
             raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} sent a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
             raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} sent no choices")
+        if not all(isinstance(c, dict) for c in data["choices"]):
+            raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} sent choices that are not objects")
         return data
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> OpenStream:
         resp = await self.send(path, body, stream=True)
-        return HTTPStream(self.name, resp)
+        media = resp.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media and media != "text/event-stream":
+            # e.g. a server that ignored "stream": true, or a proxy's HTML error page with a 200
+            with contextlib.suppress(httpx.HTTPError, TimeoutError):
+                async with asyncio.timeout(self.config.timeout):
+                    await read_capped(resp, ERROR_BODY_BYTES)
+            await resp.aclose()
+            raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} answered a stream request with "
+                                  f"{media}, not text/event-stream")
+        stream = HTTPStream(self.name, resp, self.config)
+        await stream.start()
+        return stream
 
     async def list_models(self) -> list[str]:
         """The upstream's own ``GET /models`` (its ids), or nothing when it cannot say."""
+        timeout = min(self.config.timeout, 5.0)
         try:
-            resp = await self._client.get(self.config.base_url + "/models", headers=self._headers,
-                                          timeout=httpx.Timeout(min(self.config.timeout, 5.0),
-                                                                connect=self.config.connect_timeout))
-            data = resp.json().get("data") if resp.status_code == 200 else None
-        except (httpx.HTTPError, ValueError, AttributeError):
+            async with asyncio.timeout(self.config.connect_timeout + timeout):
+                request = self._client.build_request(
+                    "GET", self.config.base_url + "/models", headers=self._headers,
+                    timeout=httpx.Timeout(timeout, connect=self.config.connect_timeout))
+                resp = await self._client.send(request, stream=True)
+                try:
+                    raw = await read_capped(resp, MODELS_BODY_BYTES, self.name) if resp.status_code == 200 else b""
+                finally:
+                    await resp.aclose()
+            payload = json.loads(raw) if raw else None
+            data = payload.get("data") if isinstance(payload, dict) else None
+        except (httpx.HTTPError, ValueError, TimeoutError, UpstreamFailure):
             return []
         if not isinstance(data, list):
             return []

@@ -24,7 +24,14 @@ import sqlalchemy as sa
 from alembic.util import CommandError as AlembicError
 from sqlalchemy import Connection, Engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    SQLAlchemyError,
+)
 from sqlalchemy.pool import StaticPool
 
 from hegui.errors import UserError
@@ -167,19 +174,38 @@ def _sqlite_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
 
 
 def _postgres_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
-    connect_args: dict[str, Any] = {"connect_timeout": cfg.connect_timeout_s}
+    wait_s = cfg.connect_timeout_s
+    # No wait on a dead peer is unbounded. libpq: a server that vanishes (host down, network cut)
+    # fails the query after about connect_timeout_s instead of the kernel's ~15 minutes of
+    # retransmissions (TCP keepalives while waiting for an answer, TCP_USER_TIMEOUT while data is
+    # unacknowledged). Given connect_args win.
+    connect_args: dict[str, Any] = {
+        "connect_timeout": wait_s,
+        "keepalives": 1,
+        "keepalives_idle": wait_s,
+        "keepalives_interval": max(1, wait_s // 3),
+        "keepalives_count": 3,
+        "tcp_user_timeout": wait_s * 1000,
+    }
     connect_args.update(opts.pop("connect_args", {}))
     opts.setdefault("pool_size", cfg.pool_size)
+    # a pooled connection the server dropped (restart, failover) is replaced at checkout
     opts.setdefault("pool_pre_ping", True)
     engine = sa.create_engine(u, connect_args=connect_args, **opts)
+    # Server side: a session left idle inside a transaction (a gateway process frozen or cut off
+    # while it holds the chain-head row lock) is ended after busy_timeout_ms, which releases the
+    # lock, so the other processes' appends wait that long at most instead of for ever.
+    settings = {"idle_in_transaction_session_timeout": f"{max(cfg.busy_timeout_ms, 1000)}ms"}
     if cfg.pg_synchronous_commit != "on":
-        level = cfg.pg_synchronous_commit
+        settings["synchronous_commit"] = cfg.pg_synchronous_commit
+    query = "SELECT " + ", ".join("set_config(%s, %s, false)" for _ in settings)
+    params = [x for pair in settings.items() for x in pair]
 
-        @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
-            dbapi_conn.autocommit = True
-            dbapi_conn.execute(f"SET synchronous_commit TO {level}")
-            dbapi_conn.autocommit = False
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.autocommit = True
+        dbapi_conn.execute(query, params)
+        dbapi_conn.autocommit = False
 
     return engine
 
@@ -191,6 +217,8 @@ class Ledger:
         self.engine = engine
         self.config = config or LedgerConfig(url=engine.url.render_as_string(hide_password=False))
         self._sqlite = engine.dialect.name == "sqlite"
+        # a SQLite file (not :memory:, whose only connection is the database)
+        self._sqlite_file = self._sqlite and engine.url.database not in (None, "", ":memory:")
         self._db_salt: str | None = None
         # Threads of this process queue here (see _append), not in SQLite's busy handler, which
         # polls with sleeps of up to 100 ms; other processes wait on the database's chain lock.
@@ -326,17 +354,20 @@ class Ledger:
 
     def _meta_value(self, key: str, make: Callable[[], str]) -> str:
         query = sa.select(_meta.c.value).where(_meta.c.key == key)
-        with self.engine.connect() as conn:
-            found = conn.execute(query).scalar_one_or_none()
-        if found is not None:
-            return str(found)
         try:
-            with self.engine.begin() as conn:
-                conn.execute(sa.insert(_meta).values(key=key, value=make()))
-        except IntegrityError:
-            pass  # another process made it first; use theirs
-        with self.engine.connect() as conn:
-            return str(conn.execute(query).scalar_one())
+            with self.engine.connect() as conn:
+                found = conn.execute(query).scalar_one_or_none()
+            if found is not None:
+                return str(found)
+            try:
+                with self.engine.begin() as conn:
+                    conn.execute(sa.insert(_meta).values(key=key, value=make()))
+            except IntegrityError:
+                pass  # another process made it first; use theirs
+            with self.engine.connect() as conn:
+                return str(conn.execute(query).scalar_one())
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read the ledger's {key}: {_first_line(exc)}") from exc
 
     # ----------------------------------------------------------------- decisions
 
@@ -394,6 +425,26 @@ class Ledger:
             fut.set_result(row_id)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> list[int]:
+        """Append ``rows`` in one transaction: the rows and the chain head move together, so a
+        write that fails (database gone, disk full, lock timeout) leaves no part of a record and
+        no broken link; the next write starts from the head as the database has it."""
+        try:
+            return self._write_rows_once(rows)
+        except DBAPIError as exc:
+            if not self._sqlite_file or "locked" in str(exc.orig):
+                # PostgreSQL: a dropped connection is discarded and replaced by the pool; SQLite
+                # "database is locked": another process holds the lock, the connection is fine
+                raise
+            # A SQLite connection stays what it was opened as: one opened while the file could not
+            # be written (SQLite then silently opens it read-only) fails every write, even after
+            # the fault is fixed. Drop the pooled connections so that the next write opens fresh
+            # ones; when this one was read-only, that next write is now.
+            self.engine.dispose()
+            if "readonly" not in str(exc.orig):
+                raise
+        return self._write_rows_once(rows)
+
+    def _write_rows_once(self, rows: list[dict[str, Any]]) -> list[int]:
         ids: list[int] = []
         with self.engine.connect() as conn:
             self._begin_write(conn)
@@ -523,8 +574,11 @@ class Ledger:
             .where(_decisions.c.kind == "stream_open", _decisions.c.decision_id.not_in(closed))
             .order_by(_decisions.c.seq)
         )
-        with self.engine.connect() as conn:
-            opened = [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
+        try:
+            with self.engine.connect() as conn:
+                opened = [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read open streams: {_first_line(exc)}") from exc
         out = []
         for row in opened:
             latest = self._latest_row(row.decision_id)
@@ -534,14 +588,20 @@ class Ledger:
         return out
 
     def count_decisions(self) -> int:
-        with self.engine.connect() as conn:
-            return int(conn.execute(sa.select(sa.func.count()).select_from(_decisions)).scalar_one())
+        try:
+            with self.engine.connect() as conn:
+                return int(conn.execute(sa.select(sa.func.count()).select_from(_decisions)).scalar_one())
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot count decisions: {_first_line(exc)}") from exc
 
     # ----------------------------------------------------------------- verification
 
     def chain_heads(self) -> dict[str, tuple[int, str]]:
-        with self.engine.connect() as conn:
-            rows = conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash)).all()
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(sa.select(_heads.c.chain, _heads.c.seq, _heads.c.row_hash)).all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read the chain heads: {_first_line(exc)}") from exc
         return {r.chain: (int(r.seq), r.row_hash) for r in rows}
 
     def _anchor(self, conn: Connection, chain: str) -> tuple[int, str]:
@@ -788,6 +848,7 @@ class Ledger:
             revoked=r.revoked_at is not None,
             name=r.name,
             prefix=r.prefix,
+            public=bool(r.public),
         )
 
     async def alookup_api_key(self, plaintext: str) -> ApiKey | None:
