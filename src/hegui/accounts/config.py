@@ -124,9 +124,9 @@ class RateLimit(BaseModel):
 
 
 def _default_limits() -> dict[str, RateLimit]:
-    return {"good": RateLimit(requests_per_minute=600, tokens_per_minute=200_000),
-            "warned": RateLimit(requests_per_minute=600, tokens_per_minute=200_000),
-            "restricted": RateLimit(requests_per_minute=10, tokens_per_minute=5_000)}
+    # Accounts in good standing get no limit by default: an app key carries all its users' traffic,
+    # and a number that fits one provider throttles another. Set limits for your own load.
+    return {"restricted": RateLimit(requests_per_minute=10, tokens_per_minute=5_000)}
 
 
 class LadderStep(BaseModel):

@@ -97,5 +97,7 @@ class GatewayConfig(BaseModel):
     then made with a public or a per-database salt). Never in production."""
     stream_checkpoint_seconds: float = Field(default=5.0, ge=0)
     """During a long stream, record how much was sent this often, so a crash leaves a trace (0 = off)."""
+    client_stall_seconds: float = Field(default=60.0, gt=0)
+    """A streaming client that takes no data for this long is dropped (recorded as disconnected)."""
     request_timeout: float = Field(default=300.0, gt=0)
     """Upper bound on one whole streamed response, seconds; the stream is then ended cleanly."""

@@ -411,7 +411,8 @@ class Gateway:
             await self.record_input(call, rv)
             self.after_refusal(call)
             if call.stream:
-                return SSEResponse(self.refusal_stream(call, rv), headers=headers)
+                return SSEResponse(self.refusal_stream(call, rv), headers=headers,
+                                   stall_timeout=self.gw.client_stall_seconds)
             return JSONResponse(self.refusal_body(call, rv), headers=headers)
         # the input record is committed while the upstream works; both must succeed before we answer
         rec_in = asyncio.ensure_future(self.record_input(call, rv))
@@ -492,7 +493,8 @@ class Gateway:
             raise
         headers["x-hegui-input-decision"] = vin.decision_id
         headers["x-hegui-output-decision"] = sm.decision_id
-        return SSEResponse(OutputStream(self, call, vin, upstream, sm).frames(), headers=headers)
+        return SSEResponse(OutputStream(self, call, vin, upstream, sm).frames(), headers=headers,
+                           stall_timeout=self.gw.client_stall_seconds)
 
     # -- other routes ----------------------------------------------------------------------------
 
@@ -647,11 +649,11 @@ class OutputStream:
         self.unchecked_sent = ""
         self.checkpoint: asyncio.Future[Any] | None = None
         self.last_checkpoint = time.monotonic()
-        self.delivered = ""
+        self.delivered_parts: list[str] = []
         """Every content character the client got, explicit labels included (what the implicit label signs)."""
 
     def content(self, text: str) -> bytes:
-        self.delivered += text
+        self.delivered_parts.append(text)  # joined once at the end: += would copy the answer per chunk
         return protocol.sse(self.chunk(text))
 
     def chunk(self, text: str, finish_reason: str | None = None, role: bool = False) -> dict[str, Any]:
@@ -795,8 +797,9 @@ class OutputStream:
         last = self.chunk("", finish_reason)
         verdict = self.overall()
         last["hegui"] = gw.extension(self.vin, verdict, self.upstream.upstream, self.call.notices)
-        last["hegui"]["label"] = self.gw.labeler.implicit(self.delivered).as_dict()
-        gw.after_response(self.call, self.delivered, usage)
+        delivered = "".join(self.delivered_parts)
+        last["hegui"]["label"] = self.gw.labeler.implicit(delivered).as_dict()
+        gw.after_response(self.call, delivered, usage)
         if usage is not None:
             last["usage"] = usage
         if self.upstream_error:
