@@ -384,3 +384,67 @@ def test_two_replicas_share_rate_limits_and_usage_minutes(env: Env, backend: str
     total_a, total_b, ma, mb = asyncio.run(run())
     assert total_a == total_b == 5
     assert ma == mb == frozenset({600, 601, 602})
+
+
+# -- training opt-out ----------------------------------------------------------------------------------
+
+
+def test_a_training_opt_out_is_on_every_record_and_kept_out_of_training_exports(env: Env) -> None:
+    acc, key = env.account()
+    env.chat(key, "训练前")
+    env.store.set_training_opt_out(acc, True)
+    env.changed(acc)
+    env.chat(key, "退出训练以后")
+    with env.client(key).chat.completions.with_streaming_response.create(
+            model=MODEL, messages=[{"role": "user", "content": "/say 流式回答"}], stream=True) as raw:
+        list(raw.parse())
+    rows = env.ledger.decisions(limit=None, account_id=acc, newest_first=False)
+    before, after = rows[:2], rows[2:]
+    assert [r.training_opt_out for r in before] == [False, False]
+    assert after and all(r.training_opt_out for r in after)  # inputs, outputs and the stream's rows
+    assert {r.kind for r in after} >= {"decision", "stream_open"}
+    kept = env.ledger.decisions(limit=None, account_id=acc, for_training=True)
+    assert {r.decision_id for r in kept} == {r.decision_id for r in before}
+    assert env.ledger.verify().ok  # the flag is hashed with the row
+
+
+def test_rows_from_before_the_flags_column_still_verify(tmp_path: Path) -> None:
+    """A ledger with decisions written at revision 0002, upgraded to 0003: the old rows' hashes hold."""
+    import sqlalchemy as sa
+
+    from hegui.ledger import schema
+    from hegui.ledger.records import DecisionRecord
+    from hegui.ledger.store import Ledger
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    engine = sa.create_engine(url)
+    from alembic import command
+
+    with engine.begin() as conn:
+        command.upgrade(schema.alembic_config(conn), "0002")
+    engine.dispose()
+    # write rows the way 0002 did: no flags column, the hash over the 16 old fields
+    from hegui.ledger.chain import DECISION_FIELDS, GENESIS, row_hash
+
+    old_fields = tuple(f for f in DECISION_FIELDS if f != "flags")
+    prev = GENESIS
+    with sa.create_engine(url).begin() as conn:
+        for seq in (1, 2):
+            values = {"seq": seq, "kind": "decision", "decision_id": f"d{seq}", "request_id": "r",
+                      "account_id": None, "api_key_id": None, "model": None, "direction": "input",
+                      "scene": "default", "action": "allow", "risks": [], "findings": [], "detector_ms": {},
+                      "excerpt": "", "stream": None, "created_at": "2026-11-30T00:00:00.000000+00:00"}
+            h = row_hash(prev, values, old_fields)
+            conn.execute(sa.text(
+                "INSERT INTO decisions (seq, kind, decision_id, request_id, direction, scene, action, risks, "
+                "findings, detector_ms, excerpt, created_at, prev_hash, row_hash) VALUES (:seq, 'decision', "
+                ":d, 'r', 'input', 'default', 'allow', '[]', '[]', '{}', '', '2026-11-30 00:00:00.000000', :p, :h)"),
+                {"seq": seq, "d": f"d{seq}", "p": prev, "h": h})
+            prev = h
+        conn.execute(sa.text("UPDATE chain_heads SET seq = 2, row_hash = :h WHERE chain = 'decisions'"), {"h": prev})
+    with Ledger.open(url) as ledger:  # migrates to head (0003)
+        assert ledger.verify().ok
+        ledger.record_decision(DecisionRecord("d3", "r", None, None, None, "input", "default", "allow", [], [], {},
+                                              "", flags={"training_opt_out": True}))
+        report = ledger.verify()
+        assert report.ok and report.rows_checked == 3

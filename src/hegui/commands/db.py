@@ -133,11 +133,14 @@ def ledger_decisions(
     limit: int = typer.Option(20, "--limit", "-n", min=1, help="How many of the newest rows."),
     request_id: str | None = typer.Option(None, "--request", help="Only rows of this request id."),
     decision_id: str | None = typer.Option(None, "--decision", help="Only rows of this decision id."),
+    for_training: bool = typer.Option(False, "--for-training",
+                                      help="Leave out the records of people who opted out of training."),
     as_json: bool = JsonOpt,
 ) -> None:
     """Show the newest decision records."""
     with _errors(), _open(config, url, create=False) as ledger:
-        rows = ledger.decisions(limit=limit, request_id=request_id, decision_id=decision_id)
+        rows = ledger.decisions(limit=limit, request_id=request_id, decision_id=decision_id,
+                                for_training=for_training)
     if as_json:
         typer.echo(json.dumps([r.to_dict() for r in rows], ensure_ascii=False, indent=2))
         return

@@ -306,7 +306,14 @@ class Gateway:
             detector_ms={k: round(v, 3) for k, v in verdict.timings_ms.items()},
             excerpt=excerpt,
             stream=stream,
+            flags=self.record_flags(call),
         )
+
+    @staticmethod
+    def record_flags(call: Call) -> dict[str, Any] | None:
+        """The account's marks that every record of it carries (the training opt-out)."""
+        adm = call.admission
+        return {"training_opt_out": True} if adm is not None and adm.profile.training_opt_out else None
 
     async def write(self, call: Call, record: DecisionRecord, opening: bool = False) -> None:
         """Commit one record; a failure refuses the request unless the scene fails open.
@@ -465,9 +472,9 @@ class Gateway:
                           rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
         sm = self.moderator.stream(direction="output", scene=call.scene)
         opening = DecisionRecord(
-            decision_id=sm.decision_id, request_id=call.request_id, account_id=call.principal.account_id,
+            decision_id=sm.decision_id, request_id=call.request_id, account_id=call.account_id,
             api_key_id=call.principal.key_id, model=call.model, direction="output", scene=call.scene,
-            action="pending", risks=[], findings=[], detector_ms={}, excerpt="",
+            action="pending", risks=[], findings=[], detector_ms={}, excerpt="", flags=self.record_flags(call),
         )
         # the output's stream_open row is written while the upstream connects (it is on record
         # before the first byte either way); an upstream that fails closes it with a final record

@@ -40,8 +40,12 @@ DECISION_FIELDS: tuple[str, ...] = (
     "excerpt",
     "stream",
     "created_at",
+    "flags",
 )
 """The fields of a ``decisions`` row that the hash covers (everything but id and the hashes)."""
+
+OPTIONAL_FIELDS: frozenset[str] = frozenset({"flags"})
+"""Fields added after rows were already chained: hashed only when set, so older rows verify as written."""
 
 EVENT_FIELDS: tuple[str, ...] = ("seq", "event_id", "kind", "account_id", "actor", "data", "created_at")
 """The fields of an ``events`` row that the hash covers."""
@@ -102,9 +106,11 @@ def clean_text(value: str | None) -> str | None:
 
 
 def row_hash(prev_hash: str, content: Mapping[str, Any], fields: Iterable[str]) -> str:
-    payload = {f: content[f] for f in fields}
-    if isinstance(payload.get("created_at"), datetime):
-        payload["created_at"] = iso_utc(payload["created_at"])
+    payload: dict[str, Any] = {f: content.get(f) for f in fields
+                               if not (f in OPTIONAL_FIELDS and content.get(f) is None)}
+    created = payload.get("created_at")
+    if isinstance(created, datetime):
+        payload["created_at"] = iso_utc(created)
     data = prev_hash + canonical_json(payload)
     return hashlib.sha256(data.encode("utf-8")).hexdigest()
 

@@ -99,6 +99,8 @@ class Decision(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+    flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    """Account marks hashed with the row (``training_opt_out``); NULL on rows from before 0003."""
 
 
 class Event(Base):

@@ -46,6 +46,10 @@ class DecisionRecord:
     created_at: datetime | None = None
     """Set by the ledger (UTC) when None."""
     kind: DecisionKind = "decision"
+    flags: dict[str, Any] | None = None
+    """Marks of the account that travel with the record, hashed with it:
+    ``{"training_opt_out": true}`` when the person opted out of training (exports that could feed
+    training leave such rows out: ``Ledger.decisions(for_training=True)``)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ class DecisionRow:
     created_at: datetime
     prev_hash: str
     row_hash: str
+    flags: dict[str, Any] | None = None
+
+    @property
+    def training_opt_out(self) -> bool:
+        return bool(self.flags and self.flags.get("training_opt_out"))
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -395,6 +395,7 @@ class Ledger:
             "excerpt": excerpt[: self.config.excerpt_chars],
             "stream": None if rec.stream is None else clean_json(rec.stream),
             "created_at": created,
+            "flags": clean_json(rec.flags) if rec.flags else None,
         }
 
     def _append(self, values: dict[str, Any]) -> int:
@@ -517,6 +518,7 @@ class Ledger:
             excerpt="",
             stream=dict(stream),
             kind="stream_progress",
+            flags=dict(latest.flags) if latest is not None and latest.flags else None,
         )
         values = self._decision_values(rec)
         if latest is not None:
@@ -541,8 +543,10 @@ class Ledger:
         since: datetime | None = None,
         after_seq: int | None = None,
         newest_first: bool = True,
+        for_training: bool = False,
     ) -> list[DecisionRow]:
-        """Stored decision rows, newest first unless ``newest_first=False``."""
+        """Stored decision rows, newest first unless ``newest_first=False``. ``for_training``: leave out
+        the rows of people who opted out of training (every export that could feed training sets it)."""
         q = sa.select(_decisions)
         if decision_id is not None:
             q = q.where(_decisions.c.decision_id == decision_id)
@@ -561,9 +565,10 @@ class Ledger:
             q = q.limit(limit)
         try:
             with self.engine.connect() as conn:
-                return [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
+                rows = [DecisionRow(**dict(r._mapping)) for r in conn.execute(q)]
         except SQLAlchemyError as exc:
             raise LedgerError(f"cannot read decisions: {_first_line(exc)}") from exc
+        return [r for r in rows if not r.training_opt_out] if for_training else rows
 
     def open_streams(self) -> list[DecisionRow]:
         """``stream_open`` rows whose stream never got its final decision record: streams cut off

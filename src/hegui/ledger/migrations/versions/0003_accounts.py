@@ -47,6 +47,9 @@ def upgrade() -> None:
     heads = sa.table("chain_heads", sa.column("chain", sa.String), sa.column("seq", sa.BigInteger),
                      sa.column("row_hash", sa.String))
     op.bulk_insert(heads, [{"chain": "events", "seq": 0, "row_hash": "0" * 64}])
+    # the account's marks travel with each decision (training opt-out); hashed only when set, so
+    # the rows written before this revision keep their hashes
+    op.add_column("decisions", sa.Column("flags", sa.JSON(), nullable=True))
     # the ladder counts an account's recent refusals: by account, then time
     op.create_index("ix_decisions_account_created", "decisions", ["account_id", "created_at"])
     meta = sa.table("ledger_meta", sa.column("key", sa.String), sa.column("value", sa.Text))
@@ -142,6 +145,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_index("ix_decisions_account_created", "decisions")
+    with op.batch_alter_table("decisions") as batch:
+        batch.drop_column("flags")
     with op.batch_alter_table("api_keys") as batch:
         batch.drop_column("public")
     for table in ("agreements", "appeals", "counters", "usage_minutes", "otp_codes", "app_users", "account_profiles", "events"):
