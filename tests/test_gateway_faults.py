@@ -741,16 +741,16 @@ def test_a_slow_or_stalled_client_does_not_grow_the_gateway(tmp_path: Path) -> N
     assert rss[-1] - rss[-3] < 4 * 1024
 
 
-def test_a_client_that_stops_reading_is_dropped_and_recorded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_client_that_stops_reading_is_dropped_and_recorded(tmp_path: Path) -> None:
     """A client that takes nothing holds the stream (and the upstream's generation) no longer than
     the stall limit; gateway.request_timeout cannot end it: the gateway is stuck handing it data."""
-    monkeypatch.setattr(streaming, "CLIENT_STALL_SECONDS", 1.0)
     up = MisbehavingUpstream()
     with ExitStack() as stack:
         url = stack.enter_context(up.running())
         cfg = write_config(tmp_path, {
             "upstreams": [{"name": "bad", "base_url": url, "models": ["bad"], "timeout": 10}],
-            "gateway": {"request_timeout": 60}, "labeling": {"explicit": False}, "accounts": NO_ACCOUNT_GATE})
+            "gateway": {"request_timeout": 60, "client_stall_seconds": 1.0}, "labeling": {"explicit": False},
+            "accounts": NO_ACCOUNT_GATE})
         ledger = stack.enter_context(Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}"))
         add_test_keys(ledger)
         base = stack.enter_context(serve(create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=ledger)))
