@@ -47,6 +47,11 @@ def serve(app: Any, port: int | None = None) -> Iterator[str]:
 
 
 def write_config(folder: Path, data: dict[str, Any]) -> HeguiConfig:
+    """``data`` as the folder's hegui.yaml, loaded. A config without an ``accounts`` section gets the
+    enforcement ladder off: these tests refuse many inputs through one key, which would walk its
+    account down the ladder into a suspension; the ladder's own tests configure ``accounts``."""
+    if "accounts" not in data:
+        data = {**data, "accounts": {"ladder": {"enabled": False}}}
     path = folder / "hegui.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True), encoding="utf-8")
     return load_config(path, environ={})
