@@ -108,6 +108,10 @@ class ClassifierDetector(Detector):
     name: ClassVar[str] = "classifier"
     cost: ClassVar[Cost] = "heavy"
     stream_mode: ClassVar[StreamMode] = "segment"
+    inline_max_chars: ClassVar[int] = 2000
+    """On the async path, texts up to this long are scored inline rather than in a worker thread
+    (measured: 0.03 ms at 60 characters, 0.6 ms at 1,000, 1.2 ms at 2,000; the thread hop alone
+    costs about as much as scoring a short segment)."""
 
     model: RiskModel
     threshold: float

@@ -19,6 +19,7 @@ import json
 import re
 from typing import Annotated, Any, Literal, TypeVar
 
+import orjson
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from hegui.gateway.errors import GatewayError, bad_request
@@ -167,15 +168,25 @@ def where(loc: tuple[int | str, ...] | list[int | str]) -> str:
 def parse_json_body(raw: bytes, max_depth: int) -> dict[str, Any]:
     """The request body as a JSON object, or a 400 naming what is wrong and where."""
     try:
-        body = json.loads(raw)
-    except RecursionError:
-        raise bad_request(f"request body is nested more than {max_depth} levels deep", code="invalid_json") from None
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
+        # orjson for the common, valid body; anything it refuses (lone surrogate escapes, invalid
+        # UTF-8, NaN, huge integers, nesting past its limit, bad syntax) is parsed again by the
+        # stdlib below, so every 400 keeps its message and what the stdlib accepts still passes.
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        body = _stdlib_loads(raw, max_depth)
     if not isinstance(body, dict):
         raise bad_request("request body must be a JSON object", code="invalid_json")
     _check_tree(body, max_depth, surrogates=_SURROGATE_ESCAPE.search(raw) is not None)
     return body
+
+
+def _stdlib_loads(raw: bytes, max_depth: int) -> Any:
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise bad_request(f"request body is nested more than {max_depth} levels deep", code="invalid_json") from None
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+        raise bad_request(f"request body is not valid JSON: {exc}", code="invalid_json") from None
 
 
 def _check_tree(body: dict[str, Any], max_depth: int, surrogates: bool) -> None:

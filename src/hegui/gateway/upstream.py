@@ -80,7 +80,7 @@ class Upstream(Protocol):
 
 def _error_body(resp_body: bytes, status: int) -> dict[str, Any]:
     try:
-        data = json.loads(resp_body)
+        data = protocol.loads(resp_body)
         if isinstance(data, dict) and isinstance(data.get("error"), dict):
             return data
     except ValueError:
@@ -259,7 +259,7 @@ class HTTPStream:
 
     def _parse(self, payload: bytes) -> dict[str, Any]:
         try:
-            chunk = json.loads(payload)
+            chunk = protocol.loads(payload)
         except ValueError:
             raise UpstreamFailure(self.upstream, "protocol", "upstream sent a chunk that is not JSON") from None
         if not isinstance(chunk, dict):
