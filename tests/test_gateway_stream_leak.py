@@ -216,3 +216,58 @@ def test_grouped_identifiers_never_reach_the_client(env: Env, context: str, valu
         assert not re.search(r"\d", normalize(row.excerpt).text), row.excerpt
         if value.startswith("京"):
             assert "京A" not in received and "京A" not in row.excerpt
+
+
+# -- identifiers next to each other: a run of numbers split into identifiers ------------------------
+
+
+def _adjacent_identifiers() -> list[tuple[str, str]]:
+    """``(context, value)``: two or three identifiers with one space (or hyphen) between them."""
+    from stdnum import luhn
+
+    rid, rid2, _ = IDS
+    card = "622202" + "3" * 12
+    card += luhn.calc_check_digit(card)
+    card2 = "621700" + "5" * 12
+    card2 += luhn.calc_check_digit(card2)
+
+    def fours(number: str) -> str:
+        return " ".join(number[i : i + 4] for i in range(0, len(number), 4))
+
+    return [
+        ("电话", "13800138000 13900139000"),
+        ("手机", "138 0013 8000 139 0013 9000 186 1234 5678"),
+        ("", "13800138000-13900139000"),
+        ("电话", "010-62345678 021-62345678"),
+        ("卡号", f"{fours(card)} {fours(card2)}"),
+        ("", f"{rid} 13800138000 {rid2}"),
+        ("联系", f"13800138000 {fours(card)} 0755-88886666"),
+    ]
+
+
+ADJACENT = _adjacent_identifiers()
+ADJACENT_SHIFTS = 16
+
+
+def test_the_shifts_split_every_adjacent_run_at_every_position() -> None:
+    for context, value in ADJACENT:
+        seen: set[int] = set()
+        for text in shifted(context + value, ADJACENT_SHIFTS):
+            seen |= split_points(text, value)
+        assert seen == set(range(1, len(value))), (value, sorted(set(range(1, len(value))) - seen))
+
+
+@pytest.mark.parametrize(("context", "value"), ADJACENT, ids=[v for _, v in ADJACENT])
+def test_adjacent_identifiers_never_reach_the_client(env: Env, context: str, value: str) -> None:
+    """Over HTTP with the OpenAI client, every cut: none of the digits reach the client or the ledger."""
+    assert not re.search(r"\d", FILLER + context + TAIL)  # every digit is an identifier's
+    for text in shifted(context + value, ADJACENT_SHIFTS):
+        received, last = env.stream(text)
+        assert not re.search(r"\d", normalize(received).text), f"{value!r} leaked in {received!r}"
+        before = text[: text.index(value)]
+        assert received.startswith(before) and received.endswith(TAIL), received  # masked, not cut
+        assert last.choices[0].finish_reason == "stop"
+        out = last.model_extra["hegui"]["decisions"]["output"]
+        row = env.ledger.decisions(decision_id=out, kind="decision")[0]
+        assert row.action == "mask" and "PI" in row.risks
+        assert not re.search(r"\d", normalize(row.excerpt).text), row.excerpt

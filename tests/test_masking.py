@@ -10,7 +10,8 @@ import threading
 from pathlib import Path
 
 import pytest
-from stdnum.cn import ric
+from stdnum import luhn
+from stdnum.cn import ric, uscc
 
 from hegui.detectors.base import Finding
 from hegui.detectors.pii import PIIConfig, PIIDetector
@@ -122,6 +123,114 @@ def test_hash_is_salted_and_canonical() -> None:
     assert canonical_value("CN_LANDLINE", "+86 10 6234 5678") == "01062345678"
     assert canonical_value("CN_MOBILE", "幺三八零零一三八零零零") == "13800138000"
     assert canonical_value("PERSON_NAME", "王一三") == "王一三"  # numerals only fold in numbers
+
+
+# -- canonical values: exactly the separators each recognizer accepts ---------------------------
+
+CARD = "622202" + "3" * 12 + luhn.calc_check_digit("622202" + "3" * 12)
+CODE = "91110000600037341" + uscc.calc_check_digit("91110000600037341" + "0")
+# (kind, the bare value, the groups it is written in, context before it)
+GROUPED = [
+    ("CN_RESIDENT_ID", RID, (6, 8, 4), "身份证"),
+    ("CN_MOBILE", "13800138000", (3, 4, 4), "手机"),
+    ("CN_LANDLINE", "075588886666", (4, 4, 4), "电话"),
+    ("BANK_CARD", CARD, (4, 4, 4, 4, 3), "卡号"),
+    ("CN_USCC", CODE, (4, 4, 4, 4, 2), "统一社会信用代码"),
+    ("PASSPORT", "E12345678", (3, 3, 3), "护照"),  # dashes count between digits only
+    ("HK_MO_PERMIT", "C12345678", (3, 3, 3), "港澳通行证"),
+    ("TW_PERMIT", "L12345678", (3, 3, 3), "往来台湾通行证"),
+]
+ACCEPTED = [" ", "-", ".", "\u3000", "\u00a0", "－", "．", "\u2010", "\u2011", "\u2012", "\u2013", "\u2014",
+            "\u2015", "\u2212"]  # fmt: skip
+"""The separators the number recognizers accept (tests/test_pii_grouped.py), as written."""
+NOT_ACCEPTED = ["/", "_", ",", "\t", "*", "·", "~", "|"]
+
+
+def _grouped(value: str, sizes: tuple[int, ...], sep: str) -> str:
+    out, i = [], 0
+    for n in sizes:
+        out.append(value[i : i + n])
+        i += n
+    return sep.join(out)
+
+
+@pytest.mark.parametrize(("kind", "value", "sizes", "context"), GROUPED, ids=[g[0] for g in GROUPED])
+def test_canonical_value_strips_exactly_the_separators_the_recognizer_accepts(
+    kind: str, value: str, sizes: tuple[int, ...], context: str
+) -> None:
+    bare = canonical_value(kind, value)
+    det = PIIDetector(salt=SALT)
+    (plain,) = det.detect(normalize(context + value))
+    for sep in ACCEPTED:
+        grouped = _grouped(value, sizes, sep)
+        assert canonical_value(kind, grouped) == bare, (kind, grouped)
+        # the detector reads it as the same value: same evidence id, same hash token
+        text = context + grouped
+        (f,) = det.detect(normalize(text))
+        assert (f.kind, text[f.start : f.end]) == (kind, grouped)
+        assert f.evidence_id == plain.evidence_id, (kind, grouped)
+        assert mask(text, [f], "hash", salt=SALT) == mask(context + value, [plain], "hash", salt=SALT)
+    for sep in NOT_ACCEPTED:  # no recognizer reads these as separators: they stay in the value
+        assert canonical_value(kind, _grouped(value, sizes, sep)) != bare, (kind, sep)
+
+
+def test_canonical_value_of_plates_and_phones() -> None:
+    for plate in [
+        "京A12345",
+        "京A·12345",
+        "京A•12345",
+        "京A・12345",
+        "京A 12345",
+        "京A-12345",
+        "京A.12345",
+        "京a．12345",
+    ]:
+        assert canonical_value("CN_PLATE", plate) == "京A12345", plate
+    assert canonical_value("CN_PLATE", "京A/12345") != "京A12345"
+    for phone in ["+86 138.0013.8000", "(+86) 138–0013–8000", "0086-138-0013-8000", "86 138 0013 8000"]:
+        assert canonical_value("CN_MOBILE", phone) == "13800138000", phone
+    for phone in ["(0755) 8888.6666", "0755—8888—6666", "+86.755.8888.6666", "0755 - 8888 6666"]:
+        assert canonical_value("CN_LANDLINE", phone) == "075588886666", phone
+    assert canonical_value("CN_MOBILE", "138/0013/8000") != "13800138000"
+    assert canonical_value("TW_PERMIT", "1234567890(B)") == canonical_value("TW_PERMIT", "1234 5678 90 (b)")
+
+
+def test_canonical_value_ignores_invisible_characters() -> None:
+    """The normaliser deletes zero-width spaces and soft hyphens before the detector sees the text,
+    so an ID written with them is the same ID (same evidence id, same allow-list entry)."""
+    zw = "\u200b".join([RID[:6], RID[6:14], RID[14:]])
+    assert canonical_value("CN_RESIDENT_ID", zw) == RID
+    assert canonical_value("CN_MOBILE", "138\u00ad0013\u00ad8000") == "13800138000"
+    det = PIIDetector(salt=SALT)
+    assert (
+        det.detect(normalize("身份证" + zw))[0].evidence_id
+        == det.detect(normalize("身份证" + RID))[0].evidence_id
+    )
+
+
+def test_allow_list_matches_every_accepted_form() -> None:
+    det = PIIDetector(salt=SALT, config=PIIConfig(allow_list=["400 810 8888", "138.0013.8000", CARD]))
+    for text in ["热线 138 0013 8000", "热线 138.0013.8000", "热线 138–0013–8000", "热线 +86 13800138000"]:
+        assert det.detect(normalize(text)) == [], text
+    dotted = ".".join(CARD[i : i + 4] for i in range(0, 19, 4))
+    dashed = "\u2014".join(CARD[i : i + 4] for i in range(0, 19, 4))
+    for text in [f"卡号{dotted}", f"卡号{dashed}", f"卡号{CARD}"]:
+        assert det.detect(normalize(text)) == [], text
+    assert [f.kind for f in det.detect(normalize("手机 13900139000"))] == ["CN_MOBILE"]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("138.0013.8000", "138.****.8000"),
+        ("138–0013–8000", "138–****–8000"),
+        ("6222.0233.3333.3333.336", "6222.****.****.***3.336"),
+        (f"{RID[:6]}.{RID[6:14]}.{RID[14:]}", f"{RID[:6]}.********.{RID[14:]}"),
+    ],
+)
+def test_partial_keeps_every_accepted_separator(value: str, expected: str) -> None:
+    text = f"号码：{value}。"
+    assert mask(text, pii(text), "partial") == f"号码：{expected}。"
 
 
 def test_hash_without_salt_is_an_error() -> None:

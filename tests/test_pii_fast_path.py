@@ -137,8 +137,36 @@ def grouped_identifier(draw: st.DrawFn) -> str:
 
 
 @st.composite
+def plain_identifier(draw: st.DrawFn) -> str:
+    """A mobile number, resident ID or bank card as it is, or a number that is none of them."""
+    kind = draw(st.integers(0, 3))
+    if kind == 0:
+        return "1" + draw(st.sampled_from("3589")) + _digits(draw, 9)
+    if kind == 1:
+        first17 = draw(st.sampled_from(["11", "44"])) + _digits(draw, 4) + "19850615" + _digits(draw, 3)
+        return first17 + ric.calc_check_digit(first17 + "0")
+    if kind == 2:
+        body = draw(st.sampled_from(["622202", "4", "5312"])) + _digits(draw, draw(st.integers(9, 12)))
+        return body + luhn.calc_check_digit(body)
+    return _digits(draw, draw(st.integers(1, 6)))
+
+
+@st.composite
+def adjacent_identifiers(draw: st.DrawFn) -> str:
+    """Two or three identifiers (or numbers) with one separator between them, as people list them
+    (``13800138000 13900139000``): a run of numbers that the detector splits (``split.py``)."""
+    parts = draw(st.lists(st.one_of(plain_identifier(), grouped_identifier()), min_size=2, max_size=3))
+    seps = draw(
+        st.lists(st.sampled_from([" ", " ", "-", ".", "\u3000", "\u2013", "  "]), min_size=2, max_size=2)
+    )
+    return parts[0] + "".join(sep + part for sep, part in zip(seps, parts[1:], strict=False))
+
+
+@st.composite
 def identifier(draw: st.DrawFn) -> str:
-    kind = draw(st.integers(0, 13))
+    kind = draw(st.integers(0, 15))
+    if kind >= 14:
+        return draw(adjacent_identifiers())
     if kind >= 12:
         return draw(grouped_identifier())
     if kind == 0:
@@ -301,6 +329,15 @@ GROUPED_EDGES = [
     "护照e 1234 5678，通行证ca 123-4567，回乡证h12345678 01，台胞证1234 5678 90 (b)，往来台湾通行证l-1234-5678",
     "车牌京a-12345，京a.12345，粤b-d12345",
     "时间2023-10-15 12:30:45，价格12 34 56元，第1 2 3 4 5 6 7 8 9 10 11 12名",
+    # identifiers next to each other, split at the separators between them
+    "电话 13800138000 13900139000 18612345678，手机 138 0013 8000 139 0013 9000，13800138000-13900139000",
+    "卡号 "
+    + " ".join(CARD[i : i + 4] for i in range(0, 19, 4))
+    + " "
+    + " ".join(CARD[i : i + 4] for i in range(0, 19, 4)),
+    f"身份证{RID} 13800138000 010-62345678 021-62345678，编号2 13800138000 13900139000",
+    "旧身份证 110105 491231 002 110105 491231 002，信用代码9111 0000 6000 3734 1l 13800138000",
+    "电话 +86 13800138000 (010) 6234 5678 0086 755 8888 6666，卡号 6228480000000000000 2",
 ]
 EDGES = [
     RID,  # the whole text, no room for windows at either end
@@ -467,6 +504,9 @@ def test_compact_agrees_with_the_regex(value: str) -> None:
         "a1 " * 7_000,
         "1 " * 10_000 + "一二三",
         "姓名：" * 3_000 + "地址：" * 3_000,
+        "13800138000 " * 800,  # a run of numbers split into 800 identifiers
+        "1 3 8 0 0 1 3 8 0 0 0 " * 450,
+        "13 " * 7_000,
     ],
 )
 def test_fast_path_stays_linear(text: str) -> None:

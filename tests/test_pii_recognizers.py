@@ -390,7 +390,7 @@ POSITIVES = [
 
 def test_holdback_covers_every_match(detector: PIIDetector) -> None:
     h = detector.holdback()
-    assert h == 64
+    assert h == 73  # 64 for e-mail addresses; more for runs of numbers split into identifiers
     for text in POSITIVES:
         norm = normalize(text)
         results = detector.analyze(norm.text)
@@ -496,7 +496,8 @@ def test_results_need_only_lookbehind_characters_of_left_context(detector: PIIDe
         "往来台湾通行证 L12345678，台胞证号 12345678，住在北京市朝阳区建国路88号。"
     ).text
     lb = detector.lookbehind()
-    assert lb == PIIConfig().context_window + 2
+    # the context window and the guards, and the identifier before a part of a run of numbers
+    assert lb == PIIConfig().context_window + 2 + 36
     full = detector.analyze(text)
     assert {r.kind for r in full} >= {"HK_MO_PERMIT", "PERSON_NAME", "CN_MOBILE", "TW_PERMIT", "ADDRESS"}
     for r in full:

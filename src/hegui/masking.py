@@ -64,12 +64,40 @@ DEFAULT_PARTIAL: dict[str, tuple[int, int]] = {
     "ADDRESS": (6, 0),
     "PERSON_NAME": (1, 1),
 }
-"""``partial``: significant characters (not spaces or dashes) kept at the start and the end."""
+"""``partial``: significant characters (not separators or other formatting) kept at the start and the end."""
 MASK_CHAR = "*"
 
 TOKEN_RE = re.compile(r"⟦PI_[0-9a-f]{8,16}⟧")
 
-_SEPARATORS = re.compile(r"[\s\-·•・()（）]+")
+DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
+"""Dashes that separate the groups of a number like ``-`` does (``138–0013–8000``, ``0755 — 8888 6666``):
+hyphen, non-breaking hyphen, figure dash, en dash, em dash, horizontal bar, minus sign. NFKC already
+folds ``－`` and ``﹣`` to ``-``. The PII detector reads them as ``-`` between two digits."""
+
+GROUP_SEPARATORS = " .-" + DASHES
+"""The separators between the groups of a number (after NFKC, which makes full-width and no-break
+spaces a space, ``．`` a dot and ``－`` a hyphen)."""
+
+SEPARATORS_BY_KIND: dict[str, str] = {
+    "CN_RESIDENT_ID": GROUP_SEPARATORS,
+    "CN_MOBILE": GROUP_SEPARATORS + "+()",  # and the +86 / (+86) / (010) around country and area codes
+    "CN_LANDLINE": GROUP_SEPARATORS + "+()",
+    "BANK_CARD": GROUP_SEPARATORS,
+    "CN_USCC": GROUP_SEPARATORS,
+    "PASSPORT": GROUP_SEPARATORS,
+    "HK_MO_PERMIT": GROUP_SEPARATORS,
+    "TW_PERMIT": GROUP_SEPARATORS + "()",  # 台胞证 1234567890(B)
+    "CN_PLATE": " .-·•・",  # after the city letter: 京A·12345, 京A-12345
+}
+"""What :func:`canonical_value` removes from a value of each kind: exactly the formatting its
+recognizer accepts (``tests/test_masking.py`` checks this against the detector)."""
+
+_OTHER_SEPARATORS = re.compile(r"[\s\-·•・()（）]")
+"""Formatting characters that ``partial`` keeps in values of other kinds (``穆罕默德·阿里``)."""
+_STRIP_BY_KIND = {kind: str.maketrans("", "", chars) for kind, chars in SEPARATORS_BY_KIND.items()}
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Mn", "Me"})
+"""Characters the text normaliser deletes before any detector sees them (zero-width spaces, soft
+hyphens, combining marks): never part of a value."""
 _NUMERIC_KINDS = frozenset(
     {
         "CN_RESIDENT_ID",
@@ -82,9 +110,6 @@ _NUMERIC_KINDS = frozenset(
         "IP_ADDRESS",
     }
 )
-_COMPACT_KINDS = frozenset(
-    {"CN_RESIDENT_ID", "BANK_CARD", "CN_USCC", "PASSPORT", "HK_MO_PERMIT", "TW_PERMIT", "CN_PLATE"}
-)
 
 
 CHINESE_DIGITS = str.maketrans("零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖", "0012345678912123456789")
@@ -92,14 +117,21 @@ CHINESE_DIGITS = str.maketrans("零〇一二三四五六七八九幺两壹贰叁
 
 
 def canonical_value(kind: str, value: str) -> str:
-    """The form of ``value`` that hashes and tokens are computed over (formatting removed)."""
+    """The form of ``value`` that hashes and tokens are computed over (formatting removed).
+
+    A value of an identifier kind loses exactly the separators its recognizer accepts
+    (:data:`SEPARATORS_BY_KIND`): ``138.0013.8000``, ``138–0013–8000`` and ``+86 13800138000`` are
+    ``13800138000``; ``1101/0519…`` keeps its ``/``, which no recognizer reads as a separator."""
     v = unicodedata.normalize("NFKC", value).strip()
+    if not v.isascii():
+        v = "".join(c for c in v if unicodedata.category(c) not in _INVISIBLE_CATEGORIES)
     if kind in _NUMERIC_KINDS:
         v = v.translate(CHINESE_DIGITS)
-    if kind in _COMPACT_KINDS:
-        return _SEPARATORS.sub("", v).upper()
+    strip = _STRIP_BY_KIND.get(kind)
+    if strip is not None:
+        v = v.translate(strip)
     if kind in ("CN_MOBILE", "CN_LANDLINE"):
-        digits = re.sub(r"\D", "", v)
+        digits = v
         if digits.startswith("0086"):
             digits = digits[4:]
         elif digits.startswith("86") and len(digits) > 11:
@@ -107,6 +139,8 @@ def canonical_value(kind: str, value: str) -> str:
         if kind == "CN_LANDLINE" and not digits.startswith("0"):
             digits = "0" + digits
         return digits
+    if strip is not None:
+        return v.upper()
     if kind == "EMAIL":
         return v.casefold()
     if kind == "IP_ADDRESS":
@@ -176,6 +210,16 @@ def _operator_for(f: Finding, operator: str | Mapping[str, str]) -> str:
     return op
 
 
+def _is_formatting(kind: str, ch: str) -> bool:
+    """Is ``ch`` formatting that ``partial`` keeps (a separator of the kind, an invisible character)?"""
+    if not ch.isascii() and unicodedata.category(ch) in _INVISIBLE_CATEGORIES:
+        return True
+    formatting = SEPARATORS_BY_KIND.get(kind)
+    if formatting is None:
+        return _OTHER_SEPARATORS.fullmatch(ch) is not None
+    return (ch if ch.isascii() else unicodedata.normalize("NFKC", ch)) in formatting
+
+
 def _partial(kind: str, value: str, keep: Mapping[str, tuple[int, int]]) -> str:
     if kind == "EMAIL" and "@" in value:
         local, _, domain = value.rpartition("@")
@@ -183,7 +227,7 @@ def _partial(kind: str, value: str, keep: Mapping[str, tuple[int, int]]) -> str:
     if kind == "IP_ADDRESS" and value.count(".") == 3:
         a, b, _c, _d = value.split(".")
         return f"{a}.{b}.{MASK_CHAR}.{MASK_CHAR}"
-    sig = [i for i, ch in enumerate(value) if not _SEPARATORS.fullmatch(ch)]
+    sig = [i for i, ch in enumerate(value) if not _is_formatting(kind, ch)]
     if kind == "CN_MOBILE":
         # a +86 prefix is not part of the number; keep it and mask the 11 national digits
         digits = [i for i in sig if value[i].isdigit()]

@@ -24,6 +24,7 @@ from hegui.detectors.pii.recognizers import (
     RecognizerResult,
 )
 from hegui.detectors.pii.scan import DASH_BETWEEN_DIGITS, DASHES, Scanner, anchorable
+from hegui.detectors.pii.split import RunSplitter, split_points
 from hegui.masking import CHINESE_DIGITS, canonical_value, value_digest
 
 if TYPE_CHECKING:
@@ -107,6 +108,9 @@ class PIIDetector(Detector):
             (t for i in self._triggered for t in self._recognizers[i].triggers),
             min((r.min_length for r in segment), default=1),
         )
+        # recognizers whose results may be one of several identifiers in a run of numbers (split.py)
+        self._splitter = RunSplitter(self._recognizers, self.config.context_window, self.config.min_score)
+        self._split_indices = [i for i, r in enumerate(self._recognizers) if r.split_lengths]
         # patterns of other recognizers may see case anywhere, so the text is always lower-cased
         self._lower_always = any(type(r) not in BUILTIN_RECOGNIZERS for r in self._recognizers)
 
@@ -124,9 +128,9 @@ class PIIDetector(Detector):
         return _resolve_overlaps(self._collect_reference(text))
 
     def _collect(self, text: str) -> list[RecognizerResult]:
-        """Every recognizer's results above the threshold, in registry order, before overlaps are
-        resolved; equal to :meth:`_collect_reference`, but each recognizer runs only where the scan
-        says it can match."""
+        """Every recognizer's results above the threshold, in registry order, then the parts of runs
+        of numbers split into identifiers (``split.py``), before overlaps are resolved; equal to
+        :meth:`_collect_reference`, but each recognizer runs only where the scan says it can match."""
         if self._lower_always:
             text = _lower(text)
         scan = self._scanner.scan(text)
@@ -184,12 +188,30 @@ class PIIDetector(Detector):
                 found = rec.analyze(text, window)
             else:
                 continue
-            for r in found:
-                if r.score >= min_score and not (
-                    self._allowed and canonical_value(r.kind, text[r.start : r.end]) in self._allowed
-                ):
-                    results.append(r)
-        return results
+            results.extend(r for r in found if r.score >= min_score)
+        if windows:
+            # a part is a match of its recognizer's patterns, so it lies in a segment that
+            # recognizer has a window in, as do the split points at its edges
+            regions = sorted({w for i in self._split_indices if i in windows for w in windows[i]})
+            if regions:
+                results += self._split(text, regions, results)
+        return self._not_allowed(text, results) if self._allowed else results
+
+    def _split(
+        self, text: str, regions: list[tuple[int, int]], results: list[RecognizerResult]
+    ) -> list[RecognizerResult]:
+        """Identifiers that follow one another in a run of numbers (``split.py``), the same in both
+        paths: the recognizers whose gate passes, at the split points in ``regions``."""
+        points = split_points(text, regions)
+        if not points:
+            return []
+        cache: dict[str, bool] = {}
+        return self._splitter.results(text, points, results, lambda r: self._gate(r, text, cache))
+
+    def _not_allowed(self, text: str, results: list[RecognizerResult]) -> list[RecognizerResult]:
+        """``results`` without the values of ``pii.allow_list`` (after the split: an allowed number
+        still tells its neighbour in a run where to start)."""
+        return [r for r in results if canonical_value(r.kind, text[r.start : r.end]) not in self._allowed]
 
     def _gate(self, rec: Recognizer, text: str, cache: dict[str, bool]) -> bool:
         gate = cache.get(rec.prefilter)
@@ -217,12 +239,10 @@ class PIIDetector(Detector):
                 gate = gate_cache[rec.prefilter] = self._gates[rec.prefilter].search(text) is not None
             if not gate:
                 continue
-            for r in rec.analyze(text, window):
-                if r.score >= min_score and not (
-                    self._allowed and canonical_value(r.kind, text[r.start : r.end]) in self._allowed
-                ):
-                    results.append(r)
-        return results
+            results.extend(r for r in rec.analyze(text, window) if r.score >= min_score)
+        if self._splitter.recognizers:
+            results += self._split(text, [(0, len(text))], results)
+        return self._not_allowed(text, results) if self._allowed else results
 
     def detect(self, text: NormalizedText) -> list[Finding]:
         if not self.config.enabled:
@@ -238,14 +258,22 @@ class PIIDetector(Detector):
         return findings
 
     def holdback(self) -> int:
-        return max((r.max_length for r in self._recognizers), default=0)
+        """The longest result, or, when runs of numbers are split (``split.py``), the longest part
+        and what decides it after its end: the split point, the identifier after it and the two
+        characters its guards read."""
+        longest = max((r.max_length for r in self._recognizers), default=0)
+        if not self._splitter.recognizers:
+            return longest
+        return max(longest, self._splitter.reach - 1 + self._splitter.reach + _LOOKAHEAD)
 
     def lookbehind(self) -> int:
         """Characters of text *before* a match that its result depends on: the context window (a
         context word raises the score, and some patterns are reported only with one) plus the two
-        characters the boundary guards look at. A stream that re-checks text near its emitted edge
-        must give the detector at least this much already-sent text in front of it."""
-        return self.config.context_window + 2
+        characters the boundary guards look at, and, when runs of numbers are split (``split.py``),
+        the identifier and split point before a part, whose own context words count. A stream that
+        re-checks text near its emitted edge must give the detector at least this much
+        already-sent text in front of it."""
+        return self.config.context_window + 2 + self._splitter.reach
 
 
 def _translate_numerals(text: str) -> str:

@@ -25,13 +25,11 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import NamedTuple
 
+from hegui.masking import DASHES  # the dashes the detector reads as "-" between two digits
+
 CJK_NUMERALS = "零〇一二三四五六七八九幺两壹贰叁肆伍陆柒捌玖"
 """Characters the detector reads as digits in runs of seven or more (see ``detector.py``)."""
 
-DASHES = "\u2010\u2011\u2012\u2013\u2014\u2015\u2212"
-"""Dashes the detector reads as ``-`` between two digits, also with a space on either side
-(``138–0013–8000``, ``0755 — 8888 6666``): hyphen, non-breaking hyphen, figure dash, en dash, em
-dash, horizontal bar, minus sign. NFKC already folds ``－`` and ``﹣`` to ``-``."""
 
 DASH_BETWEEN_DIGITS = f"[{DASHES}](?:(?<=[0-9][{DASHES}])|(?<=[0-9] [{DASHES}]))(?= ?[0-9])"
 """A dash of :data:`DASHES` the detector reads as ``-``."""

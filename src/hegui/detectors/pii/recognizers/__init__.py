@@ -26,6 +26,11 @@ Numbers are written the way forms print them: in groups (``1101 0519 7809 2894 6
 which the detector reads as ``-`` between digits; a dot) between any two characters of the value,
 and its checks run on the value with the separators removed. Grouped patterns of identifiers
 without a checksum (passports, permits) need a context word.
+
+A grouped pattern reads a whole run of digit groups as one number. Where a run holds several
+identifiers (``13800138000 13900139000``), the detector cuts it at the separators between them
+(``hegui/detectors/pii/split.py``) for the recognizers that declare ``split_lengths``, asking them
+through :meth:`Recognizer.analyze_part` about each part.
 """
 
 from __future__ import annotations

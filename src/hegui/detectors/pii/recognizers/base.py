@@ -29,6 +29,10 @@ _NOT_IN_ALNUM_RUN = ("[0-9a-z]", "[0-9][ .-]")
 _RUN_END = r"(?![0-9])(?![ .-][0-9])"
 _RUN_END_ALNUM = r"(?![0-9a-z])(?![ .-][0-9])"
 _NDA_PHONE = r"(?![0-9])(?![.-][0-9])"  # phones: a space and another number may follow
+_GUARD_BEHIND = 2
+"""Characters before a match that the built-in guards read (``_NOT_IN_RUN``: a digit and a separator)."""
+_GUARD_AHEAD = 2
+"""Characters after a match that the built-in guards read (``_RUN_END``: a separator and a digit)."""
 
 
 def _grouped(n: int, char: str = r"\d") -> str:
@@ -57,6 +61,10 @@ class Pattern:
     """Score with a context word; default ``min(1, score + CONTEXT_BOOST)``."""
     context: tuple[str, ...] | None = None
     """Context words for this pattern only (default: the recognizer's)."""
+
+
+_Compiled = tuple[Pattern, re.Pattern[str], tuple[str, ...], float]
+"""A pattern, its regex, its context words (case-folded) and its score with context."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,13 +112,34 @@ class Recognizer:
     plain_lengths: ClassVar[frozenset[int] | None] = None
     """``scan = "segment"``: the lengths a segment of ASCII digits only can have to hold a match, when
     the patterns' guards (no digit before, none after) make a match take the whole run (None: any)."""
+    split_lengths: ClassVar[frozenset[int]] = frozenset()
+    """Numbers of value characters (``[0-9a-z]``, not separators, ``+`` or brackets) a result can
+    have, for a recognizer whose results may be one of several identifiers in a run of numbers
+    (``13800138000 13900139000``; see ``split.py``). Empty: a result is only ever a whole run. Only
+    for recognizers whose check makes a random part of a run unlikely to pass (phonenumbers, Luhn
+    and issuer, check digits)."""
+    split_prefix: ClassVar[str] = ""
+    """``split_lengths``: a regex that the first value characters of every result match (a quick
+    test before the patterns run: a card starts with an issuer's prefix, a mobile number with
+    ``1[3-9]`` or a country code)."""
+    split_patterns: ClassVar[tuple[str, ...]] = ()
+    """``split_lengths``: the patterns that can find a part (empty: all). A pattern whose guards read
+    only the characters right next to it (``id18``) finds its results inside runs already."""
 
     def __init__(self) -> None:
-        self._compiled: list[tuple[Pattern, re.Pattern[str], tuple[str, ...], float]] = []
+        self._compiled: list[_Compiled] = []
         for p in self.patterns:
             words = tuple(w.casefold() for w in (p.context if p.context is not None else self.context))
             ctx_score = p.context_score if p.context_score is not None else min(1.0, p.score + CONTEXT_BOOST)
             self._compiled.append((p, re.compile(p.regex, self.flags), words, ctx_score))
+        self._split_compiled = [
+            c
+            for c in self._compiled
+            if self.split_lengths and (not self.split_patterns or c[0].name in self.split_patterns)
+        ]
+        self._split_prefix = (
+            re.compile(self.split_prefix) if self.split_lengths and self.split_prefix else None
+        )
 
     def validate_result(self, value: str) -> bool | None:
         """Checksum / plausibility hook: False drops the candidate, True or None keeps it."""
@@ -140,6 +169,76 @@ class Recognizer:
             and seg.digits >= self.min_digits
             and seg.letters >= self.min_letters
         )
+
+    def may_start_part(self, value: str) -> bool:
+        """``split_lengths``: can a result start with these value characters (lower case, without
+        separators and brackets; at least the first four of them)?"""
+        return self._split_prefix is not None and self._split_prefix.match(value) is not None
+
+    def analyze_part(
+        self,
+        text: str,
+        start: int,
+        ends: Sequence[int],
+        context_window: int,
+        min_score: float,
+        *,
+        after_split: bool = True,
+        open_end: bool = True,
+    ) -> list[RecognizerResult]:
+        """Results at or above ``min_score`` that start at ``start`` when a run of numbers is cut
+        at the edges of a part (``split.py``). With ``after_split``, as if the separator before
+        ``start`` ended the run (the patterns' guards do not see what is before it), else with the
+        text before it as it is. The results end at one of ``ends``, as if the separator there ended
+        the run, or, with ``open_end``, where the patterns' own guards allow. Only the patterns named
+        in ``split_patterns``; scores, context words and ``validate_result`` as in :meth:`analyze`."""
+        patterns = [c for c in self._split_compiled if max(c[0].score, c[3] if c[2] else 0) >= min_score]
+        if not patterns:
+            return []
+        lo = start if after_split else max(0, start - _GUARD_BEHIND)
+        pos = start - lo
+        best: dict[int, RecognizerResult] = {}
+        context: dict[tuple[str, ...], bool] = {}
+
+        def add(part: str, entry: _Compiled, m: re.Match[str] | None, end: int) -> None:
+            if m is None:
+                return
+            span = self.extract(part, m)  # positions in the slice
+            if span is None or span[0] != pos or span[1] <= pos or (end >= 0 and span[1] != end - lo):
+                return
+            pattern, _, words, ctx_score = entry
+            score = pattern.score
+            if words:
+                has = context.get(words)
+                if has is None:
+                    has = context[words] = _has_context(text, start, context_window, words)
+                if has:
+                    score = ctx_score
+            if score <= 0 or score < min_score:
+                return
+            stop = lo + span[1]
+            prev = best.get(stop)
+            if prev is not None and score <= prev.score:
+                return
+            if prev is None and self.validate_result(text[start:stop]) is False:
+                return
+            best[stop] = RecognizerResult(self.kind, start, stop, score, pattern.name, self.priority)
+
+        if open_end:
+            part = text[lo : start + self.max_length + _GUARD_AHEAD]
+            for entry in patterns:
+                add(part, entry, entry[1].match(part, pos), -1)
+        for end in ends:
+            part = text[lo:end]
+            for entry in patterns:
+                regex = entry[1]
+                groups = regex.groupindex
+                if "v" in groups or "more" in groups:
+                    m = regex.match(part, pos)
+                else:
+                    m = regex.fullmatch(part, pos)  # backtracks to the alignment that ends at ``end``
+                add(part, entry, m, end)
+        return list(best.values())
 
     def _matches(
         self,

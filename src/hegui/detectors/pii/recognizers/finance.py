@@ -37,6 +37,7 @@ class BankCardRecognizer(Recognizer):
     scan = "segment"
     min_length, min_run, min_digits = 16, 4, 16
     plain_lengths = frozenset(range(16, 20))
+    split_lengths, split_prefix = plain_lengths, "62|4|35|60|65|95|5[1-5]|2[2-7]"  # plausible_card_prefix
     patterns = (
         Pattern("card", _starting("[1-9]", r"\d{15,18}" + _NDA), 0.9),
         # groups of four with one consistent separator: 6222 0212 3456 7890 123, 6222-…, 6222.…
@@ -76,6 +77,8 @@ class UsccRecognizer(Recognizer):
     scan = "segment"
     min_length, min_run, min_digits = 18, 1, 6
     plain_lengths = frozenset({18})
+    # the plain pattern's guards read only the characters next to it: it is found in runs already
+    split_lengths, split_prefix, split_patterns = frozenset({18}), "[0-9]", ("uscc_grouped",)
     patterns = (
         Pattern(
             "uscc",

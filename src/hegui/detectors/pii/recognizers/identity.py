@@ -82,6 +82,10 @@ class ResidentIdRecognizer(Recognizer):
     scan = "segment"
     min_length, min_run, min_digits = 15, 1, 15
     plain_lengths = frozenset({15, 18})
+    # an 18-character ID is found anywhere in a run already (its guards read only the digits next to
+    # it), and a plain 15-digit one too; a grouped 15-digit one is a whole run unless split
+    split_lengths, split_patterns = frozenset({15}), ("id15_grouped",)
+    split_prefix = "|".join(map(str, sorted(PROVINCE_CODES)))
     patterns = (
         Pattern(
             "id18",

@@ -89,6 +89,7 @@ class MobileRecognizer(Recognizer):
     scan = "segment"
     min_length, min_run, min_digits = 11, 1, 11
     plain_lengths = frozenset({11, 13, 15})  # 138…, 86138…, 0086138…
+    split_lengths, split_prefix = plain_lengths, "1[3-9]|86|0086"  # 138 …, +86 …, (86) …, 0086 …
     # any grouping (138 0013 8000, 1380 013 8000, 138.0013.8000, 1 3 8 0 0 1 3 8 0 0 0), from the
     # start of a run of groups; validate_result wants groups of three or more, or single digits. A
     # space and more digits may follow (手机 138 0013 8000 110105…), a dot or a dash may not
@@ -117,6 +118,7 @@ class LandlineRecognizer(Recognizer):
     scan = "segment"
     min_length, min_run, min_digits = 10, 4, 10  # 010 234 5678
     plain_lengths = frozenset(range(10, 17))  # 0 + 2-3 + 3-4 + 4 digits, or 0086 + 2-4 + 3-4 + 4
+    split_lengths, split_prefix = plain_lengths, "0[1-9]|86|0086"  # 010 …, (0755) …, +86 10 …, 0086 …
     # area code, then "-", " ", "." or " - ", then the number as it is or split before its last 4
     patterns = (
         Pattern(
