@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # Extras to install; .ci/run adds guard-local where the CPU build of torch is at hand.
 EXTRAS ?= test
 
-.PHONY: demo test lint typecheck pytest bench clean
+.PHONY: demo test lint typecheck pytest bench soak clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -35,8 +35,13 @@ bench: $(STAMP)
 	$(BIN)/python bench/pii.py
 	$(BIN)/python bench/classifier.py
 	$(BIN)/python bench/gateway.py
+	$(BIN)/python bench/accounts_gate.py
 	$(BIN)/python bench/ledger_latency.py
 	$(BIN)/python bench/labeling.py
+
+# Ten minutes at concurrency 32 (see docs/gateway.md, "Soak"); not part of `make bench`.
+soak: $(STAMP)
+	$(BIN)/python bench/soak.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info
