@@ -58,7 +58,6 @@ import random
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -68,6 +67,9 @@ from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gateway import free_port, pct  # bench/gateway.py
 
 BENCH_KEY = "sk-hegui-soak"
 BENCH_ACCOUNT = "acc_soak"
@@ -401,12 +403,6 @@ class Sampler(threading.Thread):
 # --------------------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def die(message: str) -> SystemExit:
     """Cannot start: one line (or the log's tail) on stderr, exit status 2."""
     print(f"error: {message}", file=sys.stderr)
@@ -649,13 +645,6 @@ def log_problems(path: Path) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------- report
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 def rss_figures(samples: list[Sample], warmup_s: float, load_s: float) -> dict[str, Any]:

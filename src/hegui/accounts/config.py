@@ -166,8 +166,6 @@ class AccountsConfig(BaseModel):
     """How often a worker refreshes cached standing (and, without Redis, syncs counters)."""
     app_users_must_be_verified: bool = True
     """An app key marked ``public`` refuses requests whose ``user`` is unknown or not OTP-verified."""
-    phone_salt_env: str = "HEGUI_IDENTIFIER_SALT"
-    """Environment variable holding the HMAC key phone numbers are stored under."""
     otp: OTPConfig = Field(default_factory=OTPConfig)
     sms: SMSConfig = Field(default_factory=SMSConfig)
     verifier: VerifierConfig = Field(default_factory=VerifierConfig)

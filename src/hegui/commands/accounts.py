@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
+from hegui.commands.db import _errors, open_with_config
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
@@ -54,35 +55,11 @@ def _default_actor() -> str:
 
 
 @contextmanager
-def _errors() -> Iterator[None]:
-    """User and database errors: one line on stderr, exit 2 (also under typer's CliRunner)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from hegui.ledger.errors import LedgerError
-
-    try:
-        yield
-    except (UserError, LedgerError) as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from None
-    except SQLAlchemyError as exc:
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [exc.__class__.__name__])[0]
-        typer.echo(f"error: database: {first}", err=True)
-        raise typer.Exit(2) from None
-
-
-@contextmanager
 def _opened(config: Path | None, url: str | None, *, create: bool | None = False
             ) -> Iterator[tuple[HeguiConfig, Ledger, AccountStore]]:
     from hegui.accounts.store import AccountStore
-    from hegui.config import load_config
-    from hegui.ledger.store import Ledger
 
-    cfg = load_config(config)
-    if url is not None:
-        ledger = Ledger.open(url, create=bool(create), config=cfg.ledger)
-    else:
-        ledger = Ledger.from_config(cfg, create=create)
+    cfg, ledger = open_with_config(config, url, create=create)
     with ledger:
         yield cfg, ledger, AccountStore(ledger)
 

@@ -15,6 +15,7 @@ import typer
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
+    from hegui.config import HeguiConfig
     from hegui.ledger.store import Ledger
 
 db_app = typer.Typer(help="The ledger database: schema migrations.", no_args_is_help=True)
@@ -37,6 +38,8 @@ JsonOpt = typer.Option(False, "--json", help="Print JSON.")
 @contextmanager
 def _errors() -> Iterator[None]:
     """User and database errors: one line on stderr, exit 2 (also under typer's CliRunner)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from hegui.ledger.errors import LedgerError
 
     try:
@@ -44,16 +47,26 @@ def _errors() -> Iterator[None]:
     except (UserError, LedgerError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
+    except SQLAlchemyError as exc:
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [exc.__class__.__name__])[0]
+        typer.echo(f"error: database: {first}", err=True)
+        raise typer.Exit(2) from None
 
 
-def _open(config: Path | None, url: str | None, *, create: bool) -> Ledger:
+def open_with_config(config: Path | None, url: str | None, *, create: bool | None) -> tuple[HeguiConfig, Ledger]:
+    """The config (``--config``) and its ledger, or the one at ``--url``; ``create=None`` follows
+    ``ledger.auto_migrate``."""
     from hegui.config import load_config
     from hegui.ledger.store import Ledger
 
     cfg = load_config(config)
     if url is not None:
-        return Ledger.open(url, create=create, config=cfg.ledger)
-    return Ledger.from_config(cfg, create=create)
+        return cfg, Ledger.open(url, create=bool(create), config=cfg.ledger)
+    return cfg, Ledger.from_config(cfg, create=create)
+
+
+def _open(config: Path | None, url: str | None, *, create: bool) -> Ledger:
+    return open_with_config(config, url, create=create)[1]
 
 
 @db_app.command("upgrade")
