@@ -835,3 +835,48 @@ def test_the_sse_pump_stops_at_its_byte_bound_and_drops_a_stalled_client() -> No
     # one pile being written, the next one waiting: about twice the bound, never the whole stream
     assert pulled * len(FAT_EVENT) <= 2 * streaming.MAX_PENDING_BYTES + 2 * len(FAT_EVENT)
     assert 0.5 <= took < 2 and finished == ["generator closed"]
+
+
+def test_a_client_gone_before_the_first_frame_still_closes_the_stream() -> None:
+    """A disconnect already waiting when the response starts cancels it before the frames generator
+    runs a single step, so the generator's finally never runs (seen as 9 of 5,459 disconnects left
+    open in a soak). ``on_close`` runs however the response ends; the gateway records the stream there."""
+    started: list[str] = []
+    closed: list[str] = []
+
+    async def frames() -> Any:
+        started.append("started")
+        yield b"data: {}\n\n"
+
+    async def on_close() -> None:
+        closed.append("closed")
+
+    async def run() -> None:
+        async def send(message: Any) -> None:
+            pass
+
+        async def receive() -> Any:
+            return {"type": "http.disconnect"}
+
+        await streaming.SSEResponse(frames(), on_close=on_close)({"type": "http"}, receive, send)
+
+    asyncio.run(run())
+    assert closed == ["closed"]  # whether or not the generator got to run
+
+
+def test_streams_of_clients_that_leave_at_once_are_all_closed_in_the_ledger(tmp_path: Path) -> None:
+    cfg = write_config(tmp_path, {"upstreams": [{"name": "demo", "base_url": "demo", "models": ["*"]}],
+                                  "labeling": {"explicit": False}, "accounts": NO_ACCOUNT_GATE})
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        add_test_keys(ledger)
+        with serve(create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=ledger)) as base:
+            port = int(base.rsplit(":", 1)[1])
+            body = json.dumps({"model": "hegui-demo", "stream": True,
+                               "messages": [{"role": "user", "content": "/say 你好，这是一个回答"}]}).encode()
+            for _ in range(30):
+                with socket.create_connection(("127.0.0.1", port)) as sock:
+                    sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                 + f"Authorization: Bearer {TEST_KEY}\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                                 + body)
+            assert wait_until(lambda: not ledger.open_streams(), timeout=10), ledger.open_streams()[:3]
+        assert ledger.verify().ok

@@ -22,6 +22,8 @@ import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from hegui.accounts import ladder
+from hegui.accounts.gate import USER_HEADER, estimate_tokens
 from hegui.gateway import protocol
 from hegui.gateway.auth import KeyAuth, Principal
 from hegui.gateway.errors import GatewayError, bad_request, service_unavailable
@@ -186,8 +188,6 @@ class Gateway:
         """The account gate's verdict on this request (403/429 raised), or None when the gate is off."""
         if self.accounts is None:
             return None
-        from hegui.accounts.gate import USER_HEADER
-
         try:
             return await self.accounts.admit(principal, user or request.headers.get(USER_HEADER),
                                              generation=generation)
@@ -216,8 +216,6 @@ class Gateway:
         """Count the answer's tokens against the rate limits and a minor's usage minute."""
         if self.accounts is None or call.admission is None:
             return
-        from hegui.accounts.gate import estimate_tokens
-
         tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool) or tokens <= 0:
             tokens = estimate_tokens(text)
@@ -234,8 +232,6 @@ class Gateway:
         """A refused input may move the account down the enforcement ladder (decided off the hot path)."""
         if self.accounts is None or call.account_id is None or not self.cfg.accounts.ladder.enabled:
             return
-        from hegui.accounts import ladder
-
         gate, account = self.accounts, call.account_id
 
         async def consider() -> None:
@@ -500,8 +496,9 @@ class Gateway:
             raise
         headers["x-hegui-input-decision"] = vin.decision_id
         headers["x-hegui-output-decision"] = sm.decision_id
-        return SSEResponse(OutputStream(self, call, vin, upstream, sm).frames(), headers=headers,
-                           stall_timeout=self.gw.client_stall_seconds)
+        output = OutputStream(self, call, vin, upstream, sm)
+        return SSEResponse(output.frames(), headers=headers, stall_timeout=self.gw.client_stall_seconds,
+                           on_close=output.abandon)
 
     # -- other routes ----------------------------------------------------------------------------
 
@@ -730,12 +727,20 @@ class OutputStream:
         finally:
             if not self.recorded or not finished:
                 # the client went away (or the server is stopping): stop generation, keep the record
-                with anyio.CancelScope(shield=True):
-                    try:
-                        await self.upstream.aclose()
-                        await self.write_record(disconnected=not finished)
-                    except Exception:
-                        log.exception("could not record the end of stream %s", self.sm.decision_id)
+                await self.abandon(disconnected=not finished)
+
+    async def abandon(self, disconnected: bool = True) -> None:
+        """Close the upstream and write the stream's record unless it is written. Also called by the
+        response when it ends (:class:`SSEResponse` ``on_close``): a client gone before the first
+        frame cancels the response before this generator ever starts, and then its finally never runs."""
+        if self.recorded:
+            return
+        with anyio.CancelScope(shield=True):
+            try:
+                await self.upstream.aclose()
+                await self.write_record(disconnected=disconnected)
+            except Exception:
+                log.exception("could not record the end of stream %s", self.sm.decision_id)
 
     async def body(self) -> AsyncGenerator[bytes, None]:
         gw = self.gw

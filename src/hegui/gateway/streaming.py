@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
@@ -43,9 +43,12 @@ class SSEResponse(Response):
     media_type = "text/event-stream"
 
     def __init__(self, frames: AsyncGenerator[bytes, None], headers: Mapping[str, str] | None = None,
-                 stall_timeout: float | None = None) -> None:
+                 stall_timeout: float | None = None,
+                 on_close: Callable[[], Awaitable[None]] | None = None) -> None:
         self.frames = frames
         self.stall_timeout = stall_timeout
+        self.on_close = on_close
+        """Run when the response ends however it ends, even when ``frames`` never started."""
         self.status_code = 200
         self.background = None
         self.init_headers({"cache-control": "no-cache", "x-accel-buffering": "no", **(headers or {})})
@@ -72,6 +75,8 @@ class SSEResponse(Response):
                 pump.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await pump
+            if self.on_close is not None:
+                await self.on_close()
 
     async def _pump(self, send: Send) -> None:
         # The generator runs in a producer task; whatever frames it made while the last send was in
