@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from hegui.commands import accounts, classifier, db, label, lexicon, moderation, serve
+from hegui.commands import accounts, cases, classifier, db, incidents, label, lexicon, moderation, serve
 from hegui.errors import UserError
 
 app = typer.Typer(
@@ -26,7 +26,7 @@ def _root() -> None:
     """合规 hegui: moderation, labels, records and filing for generative AI services in China."""
 
 
-for module in (moderation, lexicon, serve, db, label, classifier, accounts):
+for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents):
     module.register(app)
 
 

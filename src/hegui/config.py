@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from hegui.accounts.config import AccountsConfig
+from hegui.cases.config import CasesConfig
 from hegui.detectors.classifier import ClassifierConfig
 from hegui.detectors.guard import GuardConfig
 from hegui.detectors.injection import InjectionConfig
@@ -26,6 +27,7 @@ from hegui.errors import ConfigError
 from hegui.gateway.config import GatewayConfig, UpstreamConfig
 from hegui.labeling.config import LabelingConfig
 from hegui.ledger.config import LedgerConfig
+from hegui.web.config import PortalConfig
 from hegui.yamlsource import LocatedYaml, parse_yaml, validate
 
 ENV_PREFIX = "HEGUI__"
@@ -59,6 +61,8 @@ class HeguiConfig(BaseModel):
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     labeling: LabelingConfig = Field(default_factory=LabelingConfig)
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
+    cases: CasesConfig = Field(default_factory=CasesConfig)
+    portal: PortalConfig = Field(default_factory=PortalConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="(defaults)")

@@ -22,6 +22,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from hegui.accounts import admin_api as account_admin_api
 from hegui.accounts import api as account_api
 from hegui.accounts.gate import AccountGate
+from hegui.cases import api as case_api
+from hegui.cases import incident_api
 from hegui.config import HeguiConfig, load_config
 from hegui.errors import ConfigError
 from hegui.gateway.errors import GatewayError
@@ -31,6 +33,7 @@ from hegui.gateway.openapi import document as openapi_document
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
+from hegui.web import portal
 
 if TYPE_CHECKING:
     from hegui.ledger.store import Ledger
@@ -80,7 +83,8 @@ def _route_label(path: str) -> str:
     """A bounded label for the metrics (no ids in label values)."""
     if path.startswith("/v1/models/"):
         return "/v1/models/{model}"
-    for prefix in ("/v1/hegui/", "/admin/accounts", "/admin/appeals"):
+    for prefix in ("/v1/hegui/", "/admin/accounts", "/admin/appeals", "/admin/cases", "/admin/incidents",
+                   "/cases/", "/static/"):
         if path.startswith(prefix):
             return prefix.rstrip("/") + "/…"
     return "other"
@@ -198,6 +202,9 @@ def create_app(
             Route("/admin/reload", gw.admin_reload, methods=["POST"]),
             *account_api.routes(gw),
             *account_admin_api.routes(gw),
+            *case_api.routes(gw),
+            *incident_api.routes(gw),
+            *portal.routes(gw),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

@@ -101,6 +101,15 @@ class Decision(Base):
     row_hash: Mapped[str] = mapped_column(String(64))
     flags: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     """Account marks hashed with the row (``training_opt_out``); NULL on rows from before 0003."""
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    """Rows from 0004 on: the hash covers this digest of the erasable fields (who, and what they
+    wrote) instead of the fields themselves, so erasing them on request keeps the chain verifiable
+    (see :mod:`hegui.ledger.erasure`). NULL on older rows, whose fields are hashed directly."""
+    content_nonce: Mapped[str | None] = mapped_column(String(32))
+    """Random salt of ``content_hash`` (erased with the content, so the digest cannot be tested
+    against guesses afterwards)."""
+    erased_at: Mapped[datetime | None] = mapped_column()
+    """When the erasable fields were erased (a tombstone); NULL while they are held."""
 
 
 class Event(Base):
@@ -120,6 +129,10 @@ class Event(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
     prev_hash: Mapped[str] = mapped_column(String(64))
     row_hash: Mapped[str] = mapped_column(String(64))
+    content_hash: Mapped[str | None] = mapped_column(String(64))
+    """As ``decisions.content_hash``: the digest of ``account_id`` and ``data`` on rows from 0004 on."""
+    content_nonce: Mapped[str | None] = mapped_column(String(32))
+    erased_at: Mapped[datetime | None] = mapped_column()
 
 
 class ChainHead(Base):

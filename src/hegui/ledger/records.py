@@ -76,6 +76,10 @@ class DecisionRow:
     prev_hash: str
     row_hash: str
     flags: dict[str, Any] | None = None
+    content_hash: str | None = None
+    content_nonce: str | None = None
+    erased_at: datetime | None = None
+    """Set when the row's erasable fields were erased on request (:mod:`hegui.ledger.erasure`)."""
 
     @property
     def training_opt_out(self) -> bool:
@@ -84,6 +88,7 @@ class DecisionRow:
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["created_at"] = self.created_at.isoformat()
+        d["erased_at"] = self.erased_at.isoformat() if self.erased_at else None
         return d
 
 

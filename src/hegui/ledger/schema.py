@@ -15,7 +15,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
-import hegui.accounts.models  # noqa: F401  (the account gate's tables share the ledger's metadata)
+import hegui.accounts.models  # the account gate's tables share the ledger's metadata
+import hegui.cases.models  # noqa: F401  (so do cases and incidents)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"
