@@ -25,8 +25,9 @@ from hegui.cases.config import CATEGORIES, PI_ACTIONS, CasesConfig
 from hegui.cases.models import Case, CaseAttachment, CaseNote
 from hegui.cases.states import OPEN_STATUSES, TransitionRefused, next_status
 from hegui.errors import UserError
+from hegui.ledger.chain import clean_text
 from hegui.ledger.errors import LedgerError
-from hegui.ledger.events import append_event
+from hegui.ledger.events import EventRow, append_event
 from hegui.ledger.models import Base, utcnow
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ T = TypeVar("T")
 _cases = Base.metadata.tables[Case.__tablename__]
 _notes = Base.metadata.tables[CaseNote.__tablename__]
 _attachments = Base.metadata.tables[CaseAttachment.__tablename__]
+_events = Base.metadata.tables["events"]
 
 # Crockford's base32 without the look-alikes I, L, O, U: codes survive being read aloud or retyped.
 CODE_ALPHABET = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
@@ -197,6 +199,9 @@ class CaseStore:
         if len(description) > MAX_TEXT or len(reference) > MAX_REFERENCE or len(contact or "") > MAX_CONTACT:
             raise CaseRefused(f"description (≤ {MAX_TEXT}), reference (≤ {MAX_REFERENCE}) or contact "
                               f"(≤ {MAX_CONTACT} characters) is too long")
+        # NUL and lone surrogates cannot be stored (PostgreSQL refuses NUL in text)
+        description, reference = _text(description), _text(reference)
+        contact = clean_text(contact)
         now = now or utcnow()
         due = self.calendar.add_working_days(self.today(now), self.cfg.due_working_days)
         case_id = "cs_" + secrets.token_hex(8)
@@ -298,13 +303,14 @@ class CaseStore:
         return self.write(change)
 
     def assign(self, case_id: str, assignee: str, *, actor: str, now: datetime | None = None) -> str:
-        if not assignee.strip():
+        assignee = _text(assignee).strip()
+        if not assignee:
             raise CaseRefused("assignee must not be empty")
         return self._step(case_id, "assign", actor, {"assignee": assignee[:128]}, {"assignee": assignee[:128]}, now)
 
     def reply(self, case_id: str, text: str, *, actor: str, now: datetime | None = None) -> str:
         """Write the reply the person sees; the case becomes ``replied``."""
-        text = text.strip()
+        text = _text(text).strip()
         if not text or len(text) > MAX_TEXT:
             raise CaseRefused(f"a reply must have 1 to {MAX_TEXT} characters")
         now = now or utcnow()
@@ -323,11 +329,11 @@ class CaseStore:
             if not reason.strip():
                 raise CaseRefused(f"case {case_id} has no reply yet: give the reason for closing it "
                                   "(the person sees it as the reply)")
-            values.update(reply=reason.strip()[:MAX_TEXT], replied_at=now)
+            values.update(reply=_text(reason).strip()[:MAX_TEXT], replied_at=now)
         return self._step(case_id, "close", actor, values, {"reason": reason[:500]}, now)
 
     def note(self, case_id: str, text: str, *, actor: str, now: datetime | None = None) -> str:
-        text = text.strip()
+        text = _text(text).strip()
         if not text or len(text) > MAX_TEXT:
             raise CaseRefused(f"a note must have 1 to {MAX_TEXT} characters")
         now = now or utcnow()
@@ -356,6 +362,25 @@ class CaseStore:
                                 created_at=now)
 
         return self.write(change)
+
+    def history(self, case_id: str, limit: int | None = 500) -> list[EventRow]:
+        """The case's events (``case.*`` naming it in ``data.case``), oldest first."""
+        q = (sa.select(_events).where(_events.c.kind.startswith("case."),
+                                      _events.c.data["case"].as_string() == case_id)
+             .order_by(_events.c.seq.desc()))
+        if limit is not None:
+            q = q.limit(limit)
+        try:
+            with self.ledger.engine.connect() as conn:
+                rows = conn.execute(q).all()
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot read the case's events: {exc.__class__.__name__}") from exc
+        return [EventRow(int(r.seq), r.event_id, r.kind, r.account_id, r.actor, dict(r.data), r.created_at)
+                for r in reversed(rows)]
+
+
+def _text(value: str) -> str:
+    return clean_text(value) or ""
 
 
 _EVENT = {"assign": "assigned", "reply": "replied", "reopen": "reopened", "close": "closed"}
