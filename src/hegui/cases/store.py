@@ -9,6 +9,7 @@ request can erase it.
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import secrets
 from collections.abc import Callable, Sequence
@@ -363,7 +364,7 @@ class CaseStore:
 
         return self.write(change)
 
-    def history(self, case_id: str, limit: int | None = 500) -> list[EventRow]:
+    def history(self, case_id: str, limit: int | None = 500) -> builtins.list[EventRow]:
         """The case's events (``case.*`` naming it in ``data.case``), oldest first."""
         q = (sa.select(_events).where(_events.c.kind.startswith("case."),
                                       _events.c.data["case"].as_string() == case_id)
