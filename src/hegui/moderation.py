@@ -25,6 +25,7 @@ from hegui.text import NormalizedText, normalize
 
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
+    from hegui.detectors.lexicon import ExtraEntries
     from hegui.masking import TokenVault
 
 # Extra normalised characters held back beyond the detectors' own hold-back, as a safety margin
@@ -140,6 +141,17 @@ class Moderator:
                 reload()
         if self._cfg is not None:
             self.policy = load_policy(self._cfg.resolve_path(self._cfg.policy) if self._cfg.policy else None)
+
+    def use_lexicon_entries(self, entries: ExtraEntries) -> int:
+        """Give every lexicon detector these staff entries (each rebuilt and swapped, see
+        ``LexiconDetector.use_entries``); returns how many detectors took them."""
+        taken = 0
+        for det in self.detectors:
+            use = getattr(det, "use_entries", None)
+            if callable(use):
+                use(entries)
+                taken += 1
+        return taken
 
     # -- helpers shared by check, acheck and streams -------------------------------------------
 

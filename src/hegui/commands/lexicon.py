@@ -1,5 +1,7 @@
 """``hegui lexicon …``: keyword library statistics against GB/T 45654, import and export of the
-filing spreadsheet (关键词 / 一级分类 / 二级分类), and a quick match test."""
+filing spreadsheet (关键词 / 一级分类 / 二级分类), a quick match test, and ``hegui lexicon entries …``:
+the staff entries kept in the ledger database, in force on every running gateway within
+``lexicon.db_sync_seconds``."""
 
 from __future__ import annotations
 
@@ -216,6 +218,99 @@ def test(
         typer.echo("no hits")
     for f in findings:
         typer.echo(f"{f.risk}\t[{f.start}:{f.end}]\t{text[f.start:f.end]}\t{f.evidence_id}")
+
+
+# -- staff entries in the ledger database ----------------------------------------------------------
+
+entries_app = typer.Typer(
+    help=(
+        "Staff lexicon and allow-list entries kept in the ledger database: every running gateway "
+        "puts a change in force within lexicon.db_sync_seconds, beside the lexicon files."
+    ),
+    no_args_is_help=True,
+)
+lexicon_app.add_typer(entries_app, name="entries")
+
+DbConfigOpt = typer.Option(None, "--config", "-c", help="hegui.yaml to read `ledger.url` from.")
+DbUrlOpt = typer.Option(None, "--url", help="Database URL; overrides the config (sqlite:///… or postgresql+psycopg://…).")
+ActorOpt = typer.Option(None, "--actor", help="Who acts, as recorded in the ledger (default: cli:<your login>).")
+
+
+@entries_app.command("list")
+def entries_list(
+    config: Path | None = DbConfigOpt,
+    url: str | None = DbUrlOpt,
+    include_removed: bool = typer.Option(False, "--all", help="Include removed entries (with who removed them, when)."),
+    as_json: bool = JsonOpt,
+) -> None:
+    """The staff entries in force (or all of them with --all), oldest first."""
+    from hegui.cases.lexicon_entries import entries, version
+    from hegui.commands.db import _errors as _db_errors
+    from hegui.commands.db import open_with_config
+
+    with _db_errors():
+        _, ledger = open_with_config(config, url, create=False)
+        with ledger:
+            rows = entries(ledger, include_removed=include_removed)
+            current = version(ledger)
+    if as_json:
+        typer.echo(json.dumps({"version": current, "entries": [e.to_dict() for e in rows]},
+                              ensure_ascii=False, indent=2))
+        return
+    if not rows:
+        typer.echo("no staff entries")
+    for e in rows:
+        state = "" if e.active else f"\tremoved {e.removed_at:%Y-%m-%d %H:%M} by {e.removed_by}"
+        typer.echo(f"{e.id}\t{e.list}\t{e.risk or '-'}\t{e.text}\t{e.case_id or '-'}\t"
+                   f"{e.created_at:%Y-%m-%d %H:%M} by {e.added_by}{state}")
+
+
+@entries_app.command("add")
+def entries_add(
+    text: str = typer.Argument(..., help="The keyword or allow phrase (matched after normalisation, like file entries)."),
+    list_name: str = typer.Option("block", "--list", help="block (a keyword, needs --risk) or allow (an allow phrase)."),
+    risk: str | None = typer.Option(None, "--risk", "-r", help="Risk code of a block entry, e.g. A1h (see `hegui risks`)."),
+    note: str = typer.Option("", "--note", help="Why the entry is added (kept with it, up to 500 characters)."),
+    case: str | None = typer.Option(None, "--case", help="The case (cs_…) the entry comes from."),
+    actor: str | None = ActorOpt,
+    config: Path | None = DbConfigOpt,
+    url: str | None = DbUrlOpt,
+) -> None:
+    """Add a staff entry; prints its id (lx_…). Refused: empty or over-long text, a block entry without a
+    valid risk, an unknown case, or the same normalised text already in that list."""
+    from hegui.cases.lexicon_entries import LISTS, add_entry
+    from hegui.commands.accounts import _default_actor
+    from hegui.commands.db import _errors as _db_errors
+    from hegui.commands.db import open_with_config
+
+    with _db_errors():
+        if list_name not in LISTS:
+            raise UserError(f"--list: {list_name!r} is not one of {', '.join(LISTS)}")
+        _, ledger = open_with_config(config, url, create=False)
+        with ledger:
+            entry_id = add_entry(ledger, list=list_name,  # type: ignore[arg-type]
+                                 text=text, risk=risk, note=note, case_id=case, actor=actor or _default_actor())
+    typer.echo(entry_id)
+
+
+@entries_app.command("remove")
+def entries_remove(
+    entry_id: str = typer.Argument(..., help="The entry id (lx_…), as `hegui lexicon entries list` shows it."),
+    actor: str | None = ActorOpt,
+    config: Path | None = DbConfigOpt,
+    url: str | None = DbUrlOpt,
+) -> None:
+    """Take a staff entry out of force (it stays in the list of --all, marked removed)."""
+    from hegui.cases.lexicon_entries import remove_entry
+    from hegui.commands.accounts import _default_actor
+    from hegui.commands.db import _errors as _db_errors
+    from hegui.commands.db import open_with_config
+
+    with _db_errors():
+        _, ledger = open_with_config(config, url, create=False)
+        with ledger:
+            remove_entry(ledger, entry_id, actor=actor or _default_actor())
+    typer.echo(f"removed {entry_id}")
 
 
 def register(app: typer.Typer) -> None:

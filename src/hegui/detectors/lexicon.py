@@ -7,7 +7,10 @@ hit ``赌博``. Entries may ask for pinyin (``dubo``, ``du博``) or initial-lett
 Allow phrases suppress a hit whose span lies inside theirs (``打击赌博`` allows the ``赌博`` in it).
 
 Reload builds a new automaton and then swaps one reference, so a request in flight keeps the old
-one and never sees a half-built state. See ``docs/lexicon.md``.
+one and never sees a half-built state. Entries staff add at run time (kept in the ledger database by
+:mod:`hegui.cases.lexicon_entries`) come in as :class:`ExtraEntries` through :meth:`LexiconDetector.use_entries`,
+beside the files: the detector takes data, not a database, so it stays free of the ledger. See
+``docs/lexicon.md``.
 """
 
 from __future__ import annotations
@@ -108,12 +111,42 @@ class LexiconConfig(BaseModel):
     """Default for files: add initial-letter variants for every entry."""
     pinyin_mixed_max_chars: int = Field(default=4, ge=0, le=8)
     """Words of up to this many ideographs also get every pinyin/character mix (2^n variants)."""
+    db_sync_seconds: float = Field(default=1.0, gt=0, le=60)
+    """How often each gateway worker checks the ledger for staff lexicon/allow entries added or removed
+    (``hegui lexicon entries``) and rebuilds its lexicon when they changed."""
 
 
 def file_config_from_argument(arg: str) -> LexiconFileConfig:
     """A ``files`` entry for a CLI ``--lexicon`` argument: ``PATH`` or ``PATH:RISK`` (absolute path)."""
     spec = spec_from_argument(arg)
     return LexiconFileConfig(path=str(spec.path.resolve()), name=spec.name, risk=spec.risk)
+
+
+# ----------------------------------------------------------------------------- extra entries
+
+EXTRA_LIST = "database"
+"""List name of the extra (staff) entries; their evidence id is ``lexicon:database:<entry id>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraBlockEntry:
+    """A keyword from outside the files, with its one risk and a stable id for evidence."""
+
+    id: str
+    text: str
+    risk: str
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraEntries:
+    """Keywords and allow phrases from outside the files (staff entries in the ledger database),
+    matched with the same normalisation as the files' entries."""
+
+    block: tuple[ExtraBlockEntry, ...] = ()
+    allow: tuple[str, ...] = ()
+
+
+NO_EXTRA = ExtraEntries()
 
 
 # ----------------------------------------------------------------------------- compiled state
@@ -157,6 +190,10 @@ class _Compiled:
     allow_phrases: tuple[str, ...]
     fingerprint: tuple[tuple[str, int, int], ...]
     patterns: int
+    extra: ExtraEntries = NO_EXTRA
+    """The extra entries this state was built with (a file reload keeps them)."""
+    extra_index: dict[str, int] = field(default_factory=dict)
+    """Extra entry id → its index in the ``database`` list (for :meth:`LexiconDetector.entry`)."""
 
 
 def _edge_flags(pattern: str) -> int:
@@ -170,7 +207,12 @@ def _edge_flags(pattern: str) -> int:
     return flags
 
 
-def _compile(sources: _Sources, options: NormalizeOptions) -> _Compiled:
+def _extra_list(extra: ExtraEntries) -> WordList:
+    return WordList(EXTRA_LIST, "ledger database", tuple(
+        LexiconEntry(e.text, (e.risk,), i, 0) for i, e in enumerate(extra.block)))
+
+
+def _compile(sources: _Sources, options: NormalizeOptions, extra: ExtraEntries = NO_EXTRA) -> _Compiled:
     import ahocorasick_rs
 
     lists: list[WordList] = []
@@ -185,10 +227,21 @@ def _compile(sources: _Sources, options: NormalizeOptions) -> _Compiled:
     for path in sources.allow_files:
         allow_phrases += load_allow(path)
         watched.append(path)
+    extra_list = _extra_list(extra) if extra.block else None
+    if extra_list is not None:
+        lists.append(extra_list)
+    allow_phrases += extra.allow
     names = [wl.name for wl in lists]
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise ConfigError(f"lexicon: two lists are named {dup!r}; give one of them a different `name`")
+        raise ConfigError(f"lexicon: two lists are named {dup!r}; give one of them a different `name`"
+                          + (f" ({EXTRA_LIST!r} is the staff entries' list)" if dup == EXTRA_LIST else ""))
+
+    def evidence(wl: WordList, e: LexiconEntry) -> str:
+        # staff entries keep their database id: an index would shift when an earlier one is removed
+        if wl is extra_list:
+            return f"lexicon:{EXTRA_LIST}:{extra.block[e.index].id}"
+        return f"lexicon:{wl.name}:{e.index}"
 
     entries = [(wl, e) for wl in lists for e in wl.entries]
     normalised = normalize_many([e.word for _, e in entries], options)
@@ -215,7 +268,7 @@ def _compile(sources: _Sources, options: NormalizeOptions) -> _Compiled:
         t = targets[slot(p)]
         for risk in e.risks:
             # One finding per risk; when several entries share a pattern, the first one names it.
-            t.setdefault(risk, (risk, f"lexicon:{wl.name}:{e.index}", wl.name))
+            t.setdefault(risk, (risk, evidence(wl, e), wl.name))
         if e.pinyin:
             for v in pinyin_variants(p, mixed_max_chars=sources.mixed_max_chars):
                 variant_words.append(v)
@@ -232,7 +285,7 @@ def _compile(sources: _Sources, options: NormalizeOptions) -> _Compiled:
         wl, e = entries[k]
         t = targets[slot(v)]
         for risk in e.risks:
-            t.setdefault(risk, (risk, f"lexicon:{wl.name}:{e.index}", wl.name))
+            t.setdefault(risk, (risk, evidence(wl, e), wl.name))
     for a in normalize_many(allow_phrases, options):
         a = a.strip()
         if a:
@@ -252,6 +305,8 @@ def _compile(sources: _Sources, options: NormalizeOptions) -> _Compiled:
         allow_phrases=tuple(a for a in allow_phrases if a.strip()),
         fingerprint=_fingerprint(watched),
         patterns=len(patterns),
+        extra=extra,
+        extra_index={e.id: i for i, e in enumerate(extra.block)},
     )
 
 
@@ -365,6 +420,10 @@ class LexiconDetector(Detector):
         """The list and entry an evidence id (``lexicon:<list>:<index>``) names, in the current lists."""
         prefix, _, rest = evidence_id.partition(":")
         name, _, index = rest.rpartition(":")
+        c = self._compiled
+        if prefix == "lexicon" and name == EXTRA_LIST and index in c.extra_index:
+            wl = next(wl for wl in c.lists if wl.name == EXTRA_LIST)
+            return wl, wl.entries[c.extra_index[index]]
         if prefix != "lexicon" or not index.isdigit():
             return None
         for wl in self._compiled.lists:
@@ -376,11 +435,23 @@ class LexiconDetector(Detector):
         """Longest pattern or allow phrase, in normalised characters (pinyin variants included)."""
         return self._compiled.max_len
 
+    @property
+    def extra_entries(self) -> ExtraEntries:
+        return self._compiled.extra
+
     def reload(self) -> None:
-        """Re-read every file and swap in the new automaton. On error the old lists stay in force
-        and the ``ConfigError`` propagates."""
+        """Re-read every file and swap in the new automaton (the extra entries stay as they are). On
+        error the old lists stay in force and the ``ConfigError`` propagates."""
+        self._rebuild(None)
+
+    def use_entries(self, extra: ExtraEntries) -> None:
+        """Rebuild with these extra entries beside the files (re-read too) and swap, as :meth:`reload`
+        does; on error the old lists and entries stay in force and the ``ConfigError`` propagates."""
+        self._rebuild(extra)
+
+    def _rebuild(self, extra: ExtraEntries | None) -> None:
         with self._reload_lock:
-            new = _compile(self.sources, self.options)
+            new = _compile(self.sources, self.options, self._compiled.extra if extra is None else extra)
             self._compiled = new  # a single reference swap: readers see old or new, never a mix
             self.last_reload_error = None
             self._update_risks()

@@ -24,6 +24,7 @@ from hegui.accounts import api as account_api
 from hegui.accounts.gate import AccountGate
 from hegui.cases import api as case_api
 from hegui.cases import incident_api
+from hegui.cases.lexicon_entries import LexiconSync
 from hegui.config import HeguiConfig, load_config
 from hegui.errors import ConfigError
 from hegui.gateway.errors import GatewayError
@@ -172,14 +173,25 @@ def create_app(
     router = UpstreamRouter(cfg.upstreams, client, on_failure=upstream_failed, on_success=upstream_answered)
     gate = AccountGate.from_config(cfg.accounts, ledger, clock) if cfg.accounts.enabled else None
     gw = Gateway(cfg, moderator, ledger, router, metrics, gate)
+    # staff lexicon entries: in force before the first request, then polled (cached verdicts dropped on change)
+    lexicon_sync = LexiconSync(ledger, moderator.use_lexicon_entries, cfg.lexicon.db_sync_seconds,
+                               on_change=gw.verdicts.clear)
+    try:
+        lexicon_sync.load()
+    except BaseException:
+        if owns_ledger:
+            ledger.close()
+        raise
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if gate is not None:
             await gate.start()
+        await lexicon_sync.start()
         try:
             yield
         finally:
+            await lexicon_sync.aclose()
             if gate is not None:
                 await gate.aclose()
             await client.aclose()
@@ -215,6 +227,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gw
+    app.state.lexicon_sync = lexicon_sync
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
