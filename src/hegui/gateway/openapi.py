@@ -191,15 +191,17 @@ OPERATIONS: tuple[Operation, ...] = (
 _STATUS_TEXT = {400: "Invalid request", 401: "Missing or unknown API key",
                 403: "Not allowed: this key or account (suspended, agreement not accepted, minor-mode limits)",
                 404: "Not found", 409: "Conflict", 413: "Request too large",
-                429: "Rate limited (see Retry-After)", 502: "The upstream failed",
+                429: "Rate limited (see Retry-After)", 501: "Not available in this build",
+                502: "The upstream failed",
                 503: "hegui cannot check or record the request (fail closed)", 504: "The upstream timed out"}
 
 
 def all_operations() -> tuple[Operation, ...]:
     """The gateway's own operations and those of the account API."""
     from hegui.accounts import admin_api, api
+    from hegui.cases import api as case_api
 
-    return (*OPERATIONS, *api.OPERATIONS, *admin_api.OPERATIONS)
+    return (*OPERATIONS, *api.OPERATIONS, *admin_api.OPERATIONS, *case_api.OPERATIONS)
 
 
 @cache
