@@ -36,7 +36,7 @@ from hegui.gateway.input_check import (
     completion_parts,
     total_chars,
 )
-from hegui.gateway.metrics import GatewayMetrics
+from hegui.gateway.metrics import CaseGauges, GatewayMetrics
 from hegui.gateway.request_models import (
     AdminKeyRequest,
     ChatCompletionRequest,
@@ -127,6 +127,7 @@ class Gateway:
         self.verdicts = VerdictCache(cfg.gateway.verdict_cache_entries)
         self.accounts = accounts
         self._background: set[asyncio.Future[Any]] = set()
+        self.case_gauges = CaseGauges(self._case_counts)
 
     # -- request plumbing -------------------------------------------------------------------------
 
@@ -556,7 +557,14 @@ class Gateway:
                             status_code=200 if ok else 503)
 
     async def metrics_route(self, request: Request) -> Response:
-        return Response(self.metrics.exposition(), media_type="text/plain; version=0.0.4; charset=utf-8")
+        cases = await self.case_gauges.exposition()
+        return Response(self.metrics.exposition() + cases, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    def _case_counts(self) -> dict[str, int]:
+        from hegui.cases.store import CaseStore
+
+        store = CaseStore(self.ledger, self.cfg.cases, self.cfg.accounts.timezone)
+        return store.counts(store.today())
 
     # -- admin -----------------------------------------------------------------------------------
 
