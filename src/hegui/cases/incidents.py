@@ -275,12 +275,13 @@ def _step(ledger: Ledger, incident_id: str, step: str, actor: str, values: dict[
 
 
 def add_decisions(ledger: Ledger, incident_id: str, decision_ids: list[str], *, actor: str,
-                  now: datetime | None = None) -> list[str]:
-    """Add decisions found later; returns the ids that were new. A closed incident takes none."""
+                  now: datetime | None = None) -> tuple[list[str], str | None]:
+    """Add decisions found later; returns the ids that were new and the event id (None when all
+    were there already). A closed incident takes none."""
     ids = _clean_ids(decision_ids)
     now = now or utcnow()
 
-    def change(conn: Connection) -> list[str]:
+    def change(conn: Connection) -> tuple[list[str], str | None]:
         r = _row(conn, incident_id)
         if r.status == "closed":
             raise IncidentRefused(f"incident {incident_id} is closed: it takes no more decisions")
@@ -289,12 +290,12 @@ def add_decisions(ledger: Ledger, incident_id: str, decision_ids: list[str], *, 
         new = [d for d in ids if d not in have]
         if len(have) + len(new) > MAX_DECISIONS:
             raise IncidentRefused(f"decision_ids: the incident would hold more than {MAX_DECISIONS} decisions")
-        if new:
-            conn.execute(sa.update(_incidents).where(_incidents.c.id == incident_id)
-                         .values(decision_ids=have + new, updated_at=now))
-            append_event(conn, "incident.decisions_added", None, actor,
-                         {"incident": incident_id, "decisions": new}, created_at=now)
-        return new
+        if not new:
+            return [], None
+        conn.execute(sa.update(_incidents).where(_incidents.c.id == incident_id)
+                     .values(decision_ids=have + new, updated_at=now))
+        return new, append_event(conn, "incident.decisions_added", None, actor,
+                                 {"incident": incident_id, "decisions": new}, created_at=now)
 
     return _write(ledger, change)
 

@@ -200,8 +200,10 @@ def all_operations() -> tuple[Operation, ...]:
     """The gateway's own operations and those of the account API."""
     from hegui.accounts import admin_api, api
     from hegui.cases import api as case_api
+    from hegui.cases import incident_api
 
-    return (*OPERATIONS, *api.OPERATIONS, *admin_api.OPERATIONS, *case_api.OPERATIONS)
+    return (*OPERATIONS, *api.OPERATIONS, *admin_api.OPERATIONS, *case_api.OPERATIONS,
+            *incident_api.OPERATIONS)
 
 
 @cache
