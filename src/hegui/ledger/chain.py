@@ -8,6 +8,14 @@ last (seq, hash), so rows cut from the end show up as well.
 
 Content is canonicalised before it is stored *and* before it is hashed (:func:`canonical_content`),
 so what is read back hashes the same on SQLite and PostgreSQL.
+
+Erasable content (from migration 0004 on): the fields that say who a row is about and what they
+wrote (:data:`ERASABLE_FIELDS`) are sealed into ``content_hash = sha256(content_nonce + canonical
+JSON of those fields)``, and ``row_hash`` covers ``content_hash`` instead of the fields. Erasing a
+person's data on request (:mod:`hegui.ledger.erasure`) empties the fields and the nonce and leaves
+every hash as it was, so the chain still verifies; while the content is held, the verifier re-seals
+it, so editing it is still caught. Rows chained before 0004 have no ``content_hash`` and are hashed
+over the fields themselves, as they were written.
 """
 
 from __future__ import annotations
@@ -15,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import secrets
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +60,17 @@ EVENT_FIELDS: tuple[str, ...] = ("seq", "event_id", "kind", "account_id", "actor
 """The fields of an ``events`` row that the hash covers."""
 
 CHAINED_TABLES: dict[str, tuple[str, ...]] = {"decisions": DECISION_FIELDS, "events": EVENT_FIELDS}
+
+ERASABLE_FIELDS: dict[str, tuple[str, ...]] = {
+    "decisions": ("account_id", "api_key_id", "excerpt", "findings"),
+    "events": ("account_id", "data"),
+}
+"""Per chain, the fields sealed into ``content_hash``: who the row is about and what they wrote."""
+
+ERASED_VALUES: dict[str, Any] = {"account_id": None, "api_key_id": None, "excerpt": "", "findings": [], "data": {}}
+"""What an erased field holds (NULL where the column allows it, else the empty value of its type)."""
+
+_ERASABLE = frozenset(ERASED_VALUES)
 CHAIN_ID_FIELDS: dict[str, str] = {"decisions": "decision_id", "events": "event_id"}
 """The column that names a row of each chain in problem reports."""
 
@@ -105,9 +125,31 @@ def clean_text(value: str | None) -> str | None:
     return None if value is None else _clean_str(value)
 
 
+def content_digest(nonce: str, content: Mapping[str, Any], erasable: Iterable[str]) -> str:
+    """``sha256(nonce + canonical JSON of the erasable fields)``: what ``content_hash`` holds."""
+    payload = {f: content.get(f) for f in erasable}
+    return hashlib.sha256((nonce + canonical_json(payload)).encode("utf-8")).hexdigest()
+
+
+def seal_content(values: dict[str, Any], chain: str) -> None:
+    """Give a row about to be appended to ``chain`` its ``content_nonce`` and ``content_hash``.
+
+    The nonce is random per row, so once it is erased with the content the digest cannot be tested
+    against guesses (a phone number, an account id)."""
+    nonce = secrets.token_hex(16)
+    values["content_nonce"] = nonce
+    values["content_hash"] = content_digest(nonce, values, ERASABLE_FIELDS[chain])
+
+
 def row_hash(prev_hash: str, content: Mapping[str, Any], fields: Iterable[str]) -> str:
+    """The chain hash of a row: over ``fields``, or, when the row carries a ``content_hash``, over
+    the fields that are not erasable plus that digest."""
+    sealed = content.get("content_hash")
     payload: dict[str, Any] = {f: content.get(f) for f in fields
-                               if not (f in OPTIONAL_FIELDS and content.get(f) is None)}
+                               if not (f in OPTIONAL_FIELDS and content.get(f) is None)
+                               and not (sealed is not None and f in _ERASABLE)}
+    if sealed is not None:
+        payload["content_hash"] = sealed
     created = payload.get("created_at")
     if isinstance(created, datetime):
         payload["created_at"] = iso_utc(created)
@@ -135,6 +177,7 @@ class ChainVerifier:
         the last retention prune (the seq and hash of the last row deleted)."""
         self.table = table
         self.fields = fields
+        self.erasable = tuple(f for f in fields if f in _ERASABLE)
         self.id_field = id_field or CHAIN_ID_FIELDS.get(table, "decision_id")
         self.problems: list[Problem] = []
         self.rows = 0
@@ -160,8 +203,10 @@ class ChainVerifier:
         expected = self.last_seq + 1
         computed = row_hash(row["prev_hash"], row, self.fields)
         own_ok = computed == row["row_hash"]
-        if not own_ok:
-            self._problem(row, seq, "edited", "row hash does not match its content")
+        content = self._content_problem(row)
+        if not own_ok or content:
+            details = ([] if own_ok else ["row hash does not match its content"]) + ([content] if content else [])
+            self._problem(row, seq, "edited", "; ".join(details))
         if seq > expected:
             first, last = expected, seq - 1
             span = f"seq {first}" if first == last else f"seq {first}-{last}"
@@ -189,6 +234,22 @@ class ChainVerifier:
         self.last_seq = max(seq, self.last_seq)
         self.last_hash = row["row_hash"]
         self._last_row = row
+
+    def _content_problem(self, row: Mapping[str, Any]) -> str | None:
+        """What is wrong with a row's erasable content, if anything: held content must still match
+        its seal; an erased row must hold nothing (and its seal is then taken on trust of the
+        chain, which covers it)."""
+        sealed, erased = row.get("content_hash"), row.get("erased_at")
+        if sealed is None:
+            return "marked erased, but chained before erasable records" if erased is not None else None
+        if erased is None:
+            nonce = row.get("content_nonce")
+            if nonce is None or content_digest(nonce, row, self.erasable) != sealed:
+                return "content does not match its content hash"
+            return None
+        if row.get("content_nonce") is not None or any(row.get(f) != ERASED_VALUES[f] for f in self.erasable):
+            return "erased row still holds content"
+        return None
 
     def finish(self, head_seq: int | None, head_hash: str | None) -> None:
         if head_seq is None or head_hash is None:

@@ -18,12 +18,15 @@ import sqlalchemy as sa
 from sqlalchemy import Connection
 from sqlalchemy.exc import SQLAlchemyError
 
-from hegui.ledger.chain import EVENT_FIELDS, clean_json, row_hash
+from hegui.ledger.chain import EVENT_FIELDS, clean_json, row_hash, seal_content
 from hegui.ledger.errors import LedgerError
 from hegui.ledger.models import Base, utcnow
 
 if TYPE_CHECKING:
     from hegui.ledger.store import Ledger
+
+SELF_ACTOR = "self"
+"""``actor`` of an event the account did itself (accepting an agreement, filing an appeal)."""
 
 _events = Base.metadata.tables["events"]
 _heads = Base.metadata.tables["chain_heads"]
@@ -38,10 +41,13 @@ class EventRow:
     actor: str
     data: dict[str, Any]
     created_at: datetime
+    erased_at: datetime | None = None
+    """Set when ``account_id`` and ``data`` were erased on request (:mod:`hegui.ledger.erasure`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return {"seq": self.seq, "event_id": self.event_id, "kind": self.kind, "account_id": self.account_id,
-                "actor": self.actor, "data": self.data, "created_at": self.created_at.isoformat()}
+                "actor": self.actor, "data": self.data, "created_at": self.created_at.isoformat(),
+                "erased_at": self.erased_at.isoformat() if self.erased_at else None}
 
 
 def append_event(conn: Connection, kind: str, account_id: str | None, actor: str,
@@ -55,6 +61,10 @@ def append_event(conn: Connection, kind: str, account_id: str | None, actor: str
     if head is None:
         raise LedgerError("the events chain head is missing; run `hegui db upgrade`")
     event_id = "ev_" + secrets.token_hex(12)
+    if account_id is not None and actor == account_id:
+        # The account acted on itself: ``actor`` is hashed directly into the chain and cannot be
+        # erased, so it must not repeat the account id, which can (hegui.ledger.erasure).
+        actor = SELF_ACTOR
     values: dict[str, Any] = {
         "seq": int(head.seq) + 1,
         "event_id": event_id,
@@ -64,6 +74,7 @@ def append_event(conn: Connection, kind: str, account_id: str | None, actor: str
         "data": clean_json(dict(data or {})),
         "created_at": created_at or utcnow(),
     }
+    seal_content(values, "events")
     values["prev_hash"] = str(head.row_hash)
     values["row_hash"] = row_hash(values["prev_hash"], values, EVENT_FIELDS)
     conn.execute(sa.insert(_events).values(**values))
@@ -87,6 +98,7 @@ def events(ledger: Ledger, *, account_id: str | None = None, kind_prefix: str | 
             rows = conn.execute(q).all()
     except SQLAlchemyError as exc:
         raise LedgerError(f"cannot read events: {exc.__class__.__name__}") from exc
-    out = [EventRow(int(r.seq), r.event_id, r.kind, r.account_id, r.actor, dict(r.data), r.created_at) for r in rows]
+    out = [EventRow(int(r.seq), r.event_id, r.kind, r.account_id, r.actor, dict(r.data), r.created_at, r.erased_at)
+           for r in rows]
     out.sort(key=lambda e: e.seq)
     return out

@@ -44,6 +44,7 @@ from hegui.ledger.chain import (
     clean_json,
     clean_text,
     row_hash,
+    seal_content,
 )
 from hegui.ledger.config import LedgerConfig
 from hegui.ledger.errors import LedgerError, LedgerNotFound, LedgerOpenError
@@ -402,6 +403,7 @@ class Ledger:
         """Group commit: a caller queues its row, and whoever holds the append lock writes every
         queued row in one transaction. Under load many records share one commit (one disk flush)
         instead of each waiting for the previous one's flush while holding the chain lock."""
+        seal_content(values, "decisions")  # before queueing: the seal needs no lock
         done: Future[int] = Future()
         with self._pending_lock:
             self._pending.append((values, done))
