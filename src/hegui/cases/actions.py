@@ -141,6 +141,7 @@ def incident(cases: CaseStore, case_id: str, *, title: str, summary: str, actor:
 # -- personal-information requests ---------------------------------------------------------------------
 
 FULFILLED_BY_HAND = ("correct", "supplement")
+DEFAULT_ERASE_REPLY = "已按您的请求删除您的个人信息。/ Your personal information has been deleted as you asked."
 
 
 def pi_case(cases: CaseStore, case_id: str) -> CaseView:

@@ -260,9 +260,6 @@ OPERATIONS: tuple[Operation, ...] = (
               auth="admin", errors=(*_STEP_ERRORS, 501), media="application/zip", params=(_path(),)),
 )
 
-DEFAULT_ERASE_REPLY = "已按您的请求删除您的个人信息。/ Your personal information has been deleted as you asked."
-
-
 class CaseAdmin:
     def __init__(self, gw: Gateway) -> None:
         self.gw = gw
@@ -446,7 +443,7 @@ class CaseAdmin:
             return Response(blob, media_type="application/zip", headers={
                 "content-disposition": f'attachment; filename="hegui-{case.id}.zip"'})
         if case.pi_action == "delete":
-            reply = req.reply or DEFAULT_ERASE_REPLY
+            reply = req.reply or actions.DEFAULT_ERASE_REPLY
             return JSONResponse(await self.run(lambda: actions.erase_person(self.cases, case, actor=actor,
                                                                             reply=reply)))
         return JSONResponse(await self.run(lambda: actions.withdraw_consent(self.cases, self.accounts, case,
