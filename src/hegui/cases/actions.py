@@ -10,9 +10,11 @@ what it made, so a case's history says what was done about it.
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import secrets
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -27,6 +29,7 @@ from hegui.ledger.models import Base
 
 if TYPE_CHECKING:
     from hegui.cases.config import TakedownConfig
+    from hegui.masking import TokenVault
 
 _decisions = Base.metadata.tables["decisions"]
 
@@ -169,17 +172,23 @@ def withdraw_consent(cases: CaseStore, accounts: AccountStore, case: CaseView, *
 def export_person(cases: CaseStore, case: CaseView, *, actor: str) -> bytes:
     """The ZIP of what hegui holds about the person (access and copy requests), recorded on the case."""
     export = _module_attr("hegui.cases.pi", "export_person")
-    data = export(cases.ledger, account_id=case.account_id, phone_hash=case.phone_hash, case_id=case.id,
-                  actor=actor)
-    blob = bytes(data)
-    cases.record(case.id, "export", {"bytes": len(blob)}, actor=actor)
+    blob = bytes(export(cases.ledger, account_id=case.account_id, phone_hash=case.phone_hash))
+    cases.record(case.id, "export", {"bytes": len(blob), "sha256": hashlib.sha256(blob).hexdigest()}, actor=actor)
     return blob
 
 
-def erase_person(cases: CaseStore, case: CaseView, *, actor: str, reply: str) -> dict[str, Any]:
-    """Erase what the person asked deleted, then reply to the case with what was done."""
+def erase_person(cases: CaseStore, case: CaseView, *, actor: str, reply: str, attachments_dir: Path,
+                 vault: TokenVault | None) -> dict[str, Any]:
+    """Erase the person's data (:func:`hegui.cases.pi.erase_person`), then reply to the case."""
     erase = _module_attr("hegui.cases.pi", "erase_person")
-    summary = erase(cases.ledger, account_id=case.account_id, phone_hash=case.phone_hash, case_id=case.id,
-                    actor=actor)
+    not_found = _module_attr("hegui.cases.pi", "PersonNotFound")
+    try:
+        report = erase(cases.ledger, account_id=case.account_id, phone_hash=case.phone_hash,
+                       attachments_dir=attachments_dir, vault=vault, actor=actor, case_id=case.id)
+    except not_found as exc:  # nothing held: reply to the case by hand, saying so
+        raise CaseRefused(f"case {case.id}: {exc}") from None
+    done = report.to_dict()
+    cases.record(case.id, "erase", {"pi_event": done.get("event_id"), "deleted": done.get("deleted"),
+                                    "erased": done.get("erased"), "kept": done.get("kept")}, actor=actor)
     event = cases.reply(case.id, reply, actor=actor)
-    return {"action": "erase", "summary": summary, "case_event": event}
+    return {"action": "erase", "report": done, "case_event": event}

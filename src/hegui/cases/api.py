@@ -444,8 +444,11 @@ class CaseAdmin:
                 "content-disposition": f'attachment; filename="hegui-{case.id}.zip"'})
         if case.pi_action == "delete":
             reply = req.reply or actions.DEFAULT_ERASE_REPLY
-            return JSONResponse(await self.run(lambda: actions.erase_person(self.cases, case, actor=actor,
-                                                                            reply=reply)))
+            cfg = self.gw.cfg
+            return JSONResponse(await self.run(lambda: actions.erase_person(
+                self.cases, case, actor=actor, reply=reply,
+                attachments_dir=cfg.resolve_path(cfg.cases.attachments_dir),
+                vault=cfg.pii.open_vault(cfg.base_dir))))
         return JSONResponse(await self.run(lambda: actions.withdraw_consent(self.cases, self.accounts, case,
                                                                             actor=actor)))
 

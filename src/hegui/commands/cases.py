@@ -322,7 +322,7 @@ def cases_fulfil(
     from hegui.cases import actions
 
     who = actor or _default_actor()
-    with _errors(), _opened(config, url) as (_cfg, ledger, store):
+    with _errors(), _opened(config, url) as (cfg, ledger, store):
         case = actions.pi_case(store, case_id)
         if case.pi_action in ("access", "copy"):
             target = out or Path(f"hegui-{case.id}.zip")
@@ -336,7 +336,9 @@ def cases_fulfil(
                 raise UserError(f"--out: cannot write {target}: {exc.strerror or exc}") from None
             said = f"{len(blob)} bytes written to {target}"
         elif case.pi_action == "delete":
-            actions.erase_person(store, case, actor=who, reply=reply or actions.DEFAULT_ERASE_REPLY)
+            actions.erase_person(store, case, actor=who, reply=reply or actions.DEFAULT_ERASE_REPLY,
+                                 attachments_dir=cfg.resolve_path(cfg.cases.attachments_dir),
+                                 vault=cfg.pii.open_vault(cfg.base_dir))
             said = "erased and replied"
         else:
             actions.withdraw_consent(store, AccountStore(ledger), case, actor=who)
