@@ -54,6 +54,8 @@ def mounted(app: Any) -> set[tuple[str, str]]:
     out = set()
     for route in app.routes:
         assert isinstance(route, Route), route
+        if not route.include_in_schema:
+            continue  # the portal's HTML pages are not part of the JSON API
         path = re.sub(r"\{(\w+):\w+\}", r"{\1}", route.path)
         for method in route.methods or ():
             if method != "HEAD":
