@@ -23,7 +23,7 @@ import sqlite3
 import threading
 import time
 import unicodedata
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, get_args
@@ -386,6 +386,24 @@ class TokenVault:
         with self._lock:
             cur = self._db.execute("DELETE FROM tokens WHERE value_key = ?", (key,))
         return cur.rowcount > 0
+
+    def forget_tokens(self, tokens: Iterable[str]) -> int:
+        """Delete the values behind ``tokens`` (a person's erasure); returns how many were held.
+
+        Deleted values are overwritten in the file (``secure_delete``) and the write-ahead log is
+        folded back and truncated, so the raw values do not linger in free pages or the log."""
+        wanted = sorted(set(tokens))
+        if not wanted:
+            return 0
+        with self._lock:
+            self._db.execute("PRAGMA secure_delete=ON")
+            try:
+                cur = self._db.executemany("DELETE FROM tokens WHERE token = ?", [(t,) for t in wanted])
+                removed = cur.rowcount
+            finally:
+                self._db.execute("PRAGMA secure_delete=OFF")
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
 
     def __len__(self) -> int:
         with self._lock:
