@@ -314,8 +314,7 @@ def erase_person(ledger: Ledger, *, account_id: str | None, phone_hash: str | No
             if sqlite:
                 # overwrite what is deleted or shortened, so it does not linger in free pages
                 # (straight on the driver: a pragma through SQLAlchemy would open a transaction)
-                raw = conn.connection.driver_connection
-                assert raw is not None
+                raw: Any = conn.connection.driver_connection
                 raw.execute("PRAGMA secure_delete=ON")
                 conn.execution_options(sqlite_begin="IMMEDIATE")
             try:
