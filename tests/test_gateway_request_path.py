@@ -284,3 +284,30 @@ def test_unknown_openai_fields_pass_through(env: Env) -> None:
                                        temperature=0.5, response_format={"type": "text"}, extra_body={"x_custom": 1})
     sent = env.upstream.bodies[-1]
     assert sent["temperature"] == 0.5 and sent["response_format"] == {"type": "text"} and sent["x_custom"] == 1
+
+
+def test_a_verdict_reached_before_a_reload_is_not_cached_after_it() -> None:
+    """A check that ran on the old lexicon while a reload swapped in a new one must not leave its
+    verdict in the cache: the next request would be judged by the old lexicon."""
+    import asyncio
+
+    from hegui.gateway.input_check import InputPart, VerdictCache, check_parts
+    from hegui.moderation import Action, Verdict
+
+    cache = VerdictCache(100)
+    allowed = Verdict(decision_id="d1", action=Action.ALLOW, direction="input", scene="default", findings=[],
+                      text="某段文字")
+
+    async def check_during_reload(text: str) -> Verdict:
+        cache.clear()  # the lexicon changes while this check runs
+        return allowed
+
+    part = InputPart(path=("messages", 0, "content"), text="某段文字", role="user")
+    asyncio.run(check_parts([part], check_during_reload, cache, "acct", "default"))
+    assert len(cache) == 0
+
+    async def check(text: str) -> Verdict:
+        return allowed
+
+    asyncio.run(check_parts([part], check, cache, "acct", "default"))
+    assert len(cache) == 1

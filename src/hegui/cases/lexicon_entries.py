@@ -271,7 +271,6 @@ class LexiconSync:
         self._poller: asyncio.Task[None] | None = None
         self._failed_version: int | None = None
         self._retry_at = 0.0
-        self._clear_again = False
 
     def load(self) -> bool:
         """Read the entries and rebuild if the version moved since the last look; returns whether it
@@ -311,11 +310,10 @@ class LexiconSync:
             self.last_error = message
             return False
         self.last_error = None
-        if self.on_change is not None and (changed or self._clear_again):
-            # On the event loop, where the verdict cache lives. Once more on the next tick: a check that
-            # ran on the old lexicon while it was swapped may have cached its verdict after the first.
+        if self.on_change is not None and changed:
+            # On the event loop, where the verdict cache lives; a check that ran on the old lexicon
+            # while it was swapped is not cached after this (VerdictCache.generation).
             self.on_change()
-            self._clear_again = changed
         return changed
 
     async def start(self) -> None:

@@ -135,6 +135,9 @@ then accept the demo agreements ({DEMO_AGREEMENT_VERSION}) and chat with the key
   curl -s {url}/v1/hegui/register -H 'Content-Type: application/json' -d '{{"phone": "13800138000", "code": "CODE"}}'
   for k in service privacy; do curl -s {url}/v1/hegui/agreements/accept -H 'Authorization: Bearer KEY' -H 'Content-Type: application/json' -d '{{"kind": "'$k'", "version": "{DEMO_AGREEMENT_VERSION}"}}'; done
 
+Portal (complaints, reports, personal-information requests): {url}/about
+Cases: hegui cases list --url sqlite:///{folder / 'demo.db'}   (reply: hegui cases reply ID TEXT --url …)
+
 Metrics: {url}/metrics   Ready: {url}/readyz   Ledger: hegui ledger decisions --url sqlite:///{folder / 'demo.db'}
 Press Ctrl-C to stop.
 """
@@ -191,6 +194,7 @@ def demo(
     folder.mkdir(parents=True, exist_ok=True)
     cfg.upstreams = [UpstreamConfig(name="demo", base_url="demo", token_delay_ms=token_delay_ms)]
     cfg.gateway.admin_key = DEMO_ADMIN_KEY
+    cfg.cases.attachments_dir = str(folder / "attachments")
     ledger = Ledger.open(f"sqlite:///{folder / 'demo.db'}", config=cfg.ledger)
     try:
         ledger.ensure_account(DEMO_ACCOUNT, name="demo")

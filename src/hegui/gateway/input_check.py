@@ -110,6 +110,9 @@ class VerdictCache:
         self._items: OrderedDict[bytes, Verdict] = OrderedDict()
         self.hits = 0
         self.misses = 0
+        self.generation = 0
+        """Moved on by :meth:`clear`: a verdict reached before a lexicon or policy change is not stored
+        after it (see :meth:`put`)."""
 
     @staticmethod
     def key(account: str, scene: str, text: str) -> bytes:
@@ -129,9 +132,13 @@ class VerdictCache:
         self.hits += 1
         return verdict
 
-    def put(self, key: bytes, verdict: Verdict) -> None:
+    def put(self, key: bytes, verdict: Verdict, generation: int | None = None) -> None:
+        """Remember ``verdict``; ``generation`` is :attr:`generation` as it was when the check began,
+        so a check that ran on the old lexicon while a reload swapped it in is not cached."""
         if self.max_entries <= 0 or verdict.failed_detectors:
             return  # a verdict reached without every detector is not worth remembering
+        if generation is not None and generation != self.generation:
+            return
         self._items[key] = verdict
         self._items.move_to_end(key)
         while len(self._items) > self.max_entries:
@@ -139,6 +146,7 @@ class VerdictCache:
 
     def clear(self) -> None:
         self._items.clear()
+        self.generation += 1
 
     def __len__(self) -> int:
         return len(self._items)
@@ -203,9 +211,10 @@ async def check_parts(parts: list[InputPart], check: CheckText, cache: VerdictCa
         key = VerdictCache.key(account, scene, part.text) if cache is not None else b""
         verdict = cache.get(key) if cache is not None else None
         if verdict is None:
+            generation = cache.generation if cache is not None else 0
             verdict = await check(part.text)
             if cache is not None:
-                cache.put(key, verdict)
+                cache.put(key, verdict, generation)
         if verdict.action is Action.MASK and not part.rewritable:
             verdict = _refuse_unmaskable(verdict)
         results.append((part, verdict))
