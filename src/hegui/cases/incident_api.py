@@ -212,6 +212,11 @@ class AdminIncidents:
 
     # -- routes ------------------------------------------------------------------------------------
 
+    async def incidents_root(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.open_incident(request)
+        return await self.list_incidents(request)
+
     async def list_incidents(self, request: Request) -> Response:
         await self.gw.require_admin(request)
         for other in request.query_params:
@@ -302,8 +307,8 @@ class AdminIncidents:
 def routes(gw: Gateway) -> list[BaseRoute]:
     admin = AdminIncidents(gw)
     return [
-        Route("/admin/incidents", admin.list_incidents, methods=["GET"]),
-        Route("/admin/incidents", admin.open_incident, methods=["POST"]),
+        # one route for both methods, so a 405 on this path names both in its Allow header
+        Route("/admin/incidents", admin.incidents_root, methods=["GET", "POST"]),
         Route("/admin/incidents/{incident_id}", admin.show_incident, methods=["GET"]),
         Route("/admin/incidents/{incident_id}/decisions", admin.add_decisions, methods=["POST"]),
         Route("/admin/incidents/{incident_id}/containment", admin.containment, methods=["POST"]),

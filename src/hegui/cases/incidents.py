@@ -121,8 +121,13 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+# Unicode's White_Space, which is what the API schema's ``\S`` means (str.strip would also take the
+# separators U+001C–U+001F, and a title the schema accepts would then be refused as empty).
+WHITE_SPACE = "\t\n\x0b\x0c\r \x85\xa0\u1680" + "".join(map(chr, range(0x2000, 0x200B))) + "\u2028\u2029\u202f\u205f\u3000"
+
+
 def _text(value: str, what: str, limit: int, *, required: bool = True) -> str:
-    value = value.strip()
+    value = value.strip(WHITE_SPACE)
     if required and not value:
         raise IncidentRefused(f"{what}: must not be empty")
     if len(value) > limit:
@@ -155,7 +160,8 @@ def _row(conn: Connection, incident_id: str) -> Any:
 def _clean_ids(decision_ids: Iterable[str]) -> list[str]:
     out: list[str] = []
     for raw in decision_ids:
-        d = raw.strip()
+        # anything else that is no decision id is simply not found in the ledger (a 404, as for a typo)
+        d = raw.strip(WHITE_SPACE)
         if not d or len(d) > 64 or "\x00" in d:
             raise IncidentRefused(f"decision_ids: {raw[:80]!r} is not a decision id")
         if d not in out:
