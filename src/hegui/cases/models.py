@@ -6,7 +6,7 @@ it (opened, assigned, replied, closed, actions taken) is evidence and goes to th
 the case by hashing what the person types, and a copy of the database does not reveal the codes.
 
 What a person wrote (description, contact) is kept here, not in the chain, so that it can be erased
-when they ask (``hegui.cases.erasure``); events name cases by id only.
+when they ask (:func:`hegui.cases.pi.erase_person`); events name cases by id only.
 """
 
 from __future__ import annotations
