@@ -311,7 +311,7 @@ def write_docx(report: Report, path: Path) -> None:
         cell.text = text
     for e in report.timeline:
         cells = steps.add_row().cells
-        cells[0].text, cells[1].text, cells[2].text = e["at"], e["what"], e["actor"]
+        cells[0].text, cells[1].text, cells[2].text = e["at"][:19].replace("T", " "), e["what"], e["actor"]
     doc.save(str(path))
 
 
