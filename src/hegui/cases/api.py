@@ -307,6 +307,9 @@ class CaseAdmin:
 
     # -- reading ------------------------------------------------------------------------------------
 
+    async def cases_root(self, request: Request) -> Response:
+        return await (self.open_case(request) if request.method == "POST" else self.list_cases(request))
+
     async def list_cases(self, request: Request) -> Response:
         await self.gw.require_admin(request)
         q = _ListQuery(request)
@@ -529,8 +532,8 @@ def routes(gw: Gateway) -> list[Route]:
     admin = CaseAdmin(gw)
     _ADMINS[gw] = admin
     return [
-        Route("/admin/cases", admin.list_cases, methods=["GET"]),
-        Route("/admin/cases", admin.open_case, methods=["POST"]),
+        # one route for both methods, so a 405 on it names them both in Allow
+        Route("/admin/cases", admin.cases_root, methods=["GET", "POST"]),
         Route("/admin/cases/{case_id}", admin.show_case, methods=["GET"]),
         Route("/admin/cases/{case_id}/assign", admin.assign, methods=["POST"]),
         Route("/admin/cases/{case_id}/notes", admin.note, methods=["POST"]),

@@ -68,7 +68,12 @@ def _table(found: list[CaseView], today: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("id", "kind", "status", "assignee", "due", "opened", box=None)
+    table = Table(box=None)
+    table.add_column("id", no_wrap=True, min_width=19)  # ids are copied from here: never cut
+    for name in ("kind", "status", "assignee"):
+        table.add_column(name)
+    table.add_column("due", no_wrap=True, min_width=10)
+    table.add_column("opened", no_wrap=True, min_width=10)
     for c in found:
         due = f"[red]{c.due_on.isoformat()} overdue[/red]" if c.overdue(today) else c.due_on.isoformat()
         what = c.kind + (f"/{c.category or c.pi_action}" if (c.category or c.pi_action) else "")
