@@ -173,6 +173,7 @@ def test_list_filters_overdue_assignee_kind_and_limit(admin: Admin) -> None:
     overdue = admin.get("/admin/cases", params={"overdue": "true"}).json()["cases"]
     assert late in [c["id"] for c in overdue] and fresh not in [c["id"] for c in overdue]
     assert all(c["overdue"] for c in overdue)
+    assert all("notes" not in c and "attachments" not in c for c in overdue)  # not read for lists
     mine = admin.get("/admin/cases", params={"assignee": "li-si-" + fresh}).json()["cases"]
     assert [c["id"] for c in mine] == [fresh]
     assert all(c["kind"] == "report" for c in admin.get("/admin/cases", params={"kind": "report"}).json()["cases"])

@@ -184,6 +184,11 @@ class CaseOut(_Doc):
     reply: str | None
     opened_at: str
     updated_at: str
+
+
+class CaseFull(CaseOut):
+    """A case with its internal notes and attachments (metadata), as every step answers it."""
+
     notes: list[dict[str, Any]]
     attachments: list[dict[str, Any]]
 
@@ -197,12 +202,12 @@ class CaseEvent(_Doc):
     created_at: str
 
 
-class CaseDetail(CaseOut):
+class CaseDetail(CaseFull):
     events: list[CaseEvent] = Field(description=f"the case's history, oldest first (newest {EVENTS_SHOWN})")
 
 
 class CaseList(_Doc):
-    cases: list[CaseOut]
+    cases: list[CaseOut] = Field(description="without notes and attachments (read one case for those)")
 
 
 class CaseOpened(_Doc):
@@ -241,15 +246,15 @@ OPERATIONS: tuple[Operation, ...] = (
               CaseOpened, CaseOpenRequest, auth="admin", errors=(400, 404, 413, 503), status=201),
     Operation("/admin/cases/{case_id}", "get", "One case: notes, attachments (metadata) and its events", "cases",
               CaseDetail, auth="admin", errors=(404, 503), params=(_path(),)),
-    Operation("/admin/cases/{case_id}/assign", "post", "Assign the case", "cases", CaseOut, AssignRequest,
+    Operation("/admin/cases/{case_id}/assign", "post", "Assign the case", "cases", CaseFull, AssignRequest,
               auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
-    Operation("/admin/cases/{case_id}/notes", "post", "Add an internal note", "cases", CaseOut, TextRequest,
+    Operation("/admin/cases/{case_id}/notes", "post", "Add an internal note", "cases", CaseFull, TextRequest,
               auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
-    Operation("/admin/cases/{case_id}/reply", "post", "Write the reply the person sees", "cases", CaseOut,
+    Operation("/admin/cases/{case_id}/reply", "post", "Write the reply the person sees", "cases", CaseFull,
               TextRequest, auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
     Operation("/admin/cases/{case_id}/close", "post", "Close the case (a reason when it has no reply yet)", "cases",
-              CaseOut, CloseRequest, auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
-    Operation("/admin/cases/{case_id}/reopen", "post", "Reopen a replied or closed case", "cases", CaseOut,
+              CaseFull, CloseRequest, auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
+    Operation("/admin/cases/{case_id}/reopen", "post", "Reopen a replied or closed case", "cases", CaseFull,
               ReopenRequest, auth="admin", errors=_STEP_ERRORS, params=(_path(),)),
     Operation("/admin/cases/{case_id}/actions", "post",
               "Act on the case: enforce on the account, lexicon or allow-list entry, takedown, incident",
@@ -323,7 +328,7 @@ class CaseAdmin:
             today = self.cases.today(self.now())
             found = self.cases.list(status=status, kind=kind, assignee=assignee, account_id=account_id,
                                     overdue_on=today if overdue else None, limit=limit)
-            return {"cases": [c.to_dict(today=today) for c in found]}
+            return {"cases": [_summary(c.to_dict(today=today)) for c in found]}
 
         return JSONResponse(await self.run(read))
 
@@ -454,6 +459,13 @@ class CaseAdmin:
                 vault=cfg.pii.open_vault(cfg.base_dir))))
         return JSONResponse(await self.run(lambda: actions.withdraw_consent(self.cases, self.accounts, case,
                                                                             actor=actor)))
+
+
+def _summary(case: dict[str, Any]) -> dict[str, Any]:
+    # a listed case is read without its notes and attachments: leave them out, not shown empty
+    case.pop("notes", None)
+    case.pop("attachments", None)
+    return case
 
 
 def _check_action_fields(req: CaseActionRequest) -> None:

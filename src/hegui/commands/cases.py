@@ -64,6 +64,13 @@ def _choice(option: str, value: str | None, values: tuple[str, ...]) -> None:
         raise UserError(f"{option}: {value!r} is not one of {', '.join(values)}")
 
 
+def _listed(case: CaseView, today: Any) -> dict[str, Any]:
+    out = case.to_dict(today=today)
+    for details in ("notes", "attachments"):  # not read for a list: left out, not shown empty
+        out.pop(details, None)
+    return out
+
+
 def _table(found: list[CaseView], today: Any) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -103,7 +110,7 @@ def cases_list(
             found = store.list(status=status, kind=kind, assignee=assignee, overdue_on=today if overdue else None,
                                limit=limit)
     if as_json:
-        typer.echo(json.dumps([c.to_dict(today=today) for c in found], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([_listed(c, today) for c in found], ensure_ascii=False, indent=2))
         return
     _table(found, today)
 
@@ -242,7 +249,7 @@ def cases_overdue(config: Path | None = ConfigOpt, url: str | None = UrlOpt, as_
         today = store.today()
         found = store.list(overdue_on=today, limit=10_000)
     if as_json:
-        typer.echo(json.dumps([c.to_dict(today=today) for c in found], ensure_ascii=False, indent=2))
+        typer.echo(json.dumps([_listed(c, today) for c in found], ensure_ascii=False, indent=2))
     elif found:
         _table(found, today)
     else:
