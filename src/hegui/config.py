@@ -27,7 +27,7 @@ from hegui.errors import ConfigError
 from hegui.gateway.config import GatewayConfig, UpstreamConfig
 from hegui.labeling.config import LabelingConfig
 from hegui.ledger.config import LedgerConfig
-from hegui.web.config import PortalConfig
+from hegui.web.config import ConsoleConfig, PortalConfig
 from hegui.yamlsource import LocatedYaml, parse_yaml, validate
 
 ENV_PREFIX = "HEGUI__"
@@ -63,6 +63,7 @@ class HeguiConfig(BaseModel):
     accounts: AccountsConfig = Field(default_factory=AccountsConfig)
     cases: CasesConfig = Field(default_factory=CasesConfig)
     portal: PortalConfig = Field(default_factory=PortalConfig)
+    console: ConsoleConfig = Field(default_factory=ConsoleConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="(defaults)")

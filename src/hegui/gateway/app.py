@@ -34,7 +34,7 @@ from hegui.gateway.openapi import document as openapi_document
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
-from hegui.web import portal
+from hegui.web import console, portal
 
 if TYPE_CHECKING:
     from hegui.ledger.store import Ledger
@@ -85,7 +85,7 @@ def _route_label(path: str) -> str:
     if path.startswith("/v1/models/"):
         return "/v1/models/{model}"
     for prefix in ("/v1/hegui/", "/admin/accounts", "/admin/appeals", "/admin/cases", "/admin/incidents",
-                   "/cases/", "/static/"):
+                   "/cases/", "/static/", "/console"):
         if path.startswith(prefix):
             return prefix.rstrip("/") + "/…"
     return "other"
@@ -217,6 +217,7 @@ def create_app(
             *case_api.routes(gw),
             *incident_api.routes(gw),
             *portal.routes(gw),
+            *console.routes(gw),
         ],
         exception_handlers={
             GatewayError: _gateway_error,

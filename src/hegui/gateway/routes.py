@@ -57,6 +57,7 @@ if TYPE_CHECKING:
     from hegui.accounts.gate import AccountGate, Admission
     from hegui.config import HeguiConfig
     from hegui.ledger.store import Ledger
+    from hegui.web.console.base import Console
 
 log = logging.getLogger("hegui.gateway")
 
@@ -128,6 +129,8 @@ class Gateway:
         self.accounts = accounts
         self._background: set[asyncio.Future[Any]] = set()
         self.case_gauges = CaseGauges(self._case_counts)
+        self.console: Console | None = None
+        """The staff console, when mounted (:func:`hegui.web.console.routes`)."""
 
     # -- request plumbing -------------------------------------------------------------------------
 

@@ -16,7 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 import hegui.accounts.models  # the account gate's tables share the ledger's metadata
-import hegui.cases.models  # noqa: F401  (so do cases and incidents)
+import hegui.cases.models  # so do cases and incidents
+import hegui.web.staff_models  # noqa: F401  (and the console's staff)
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 VERSION_TABLE = "alembic_version"

@@ -51,3 +51,29 @@ class PortalConfig(BaseModel):
     max_description_chars: int = Field(default=5000, ge=100, le=50_000)
     """Longest description accepted."""
     texts: PortalTexts = Field(default_factory=PortalTexts)
+
+
+StaffRole = Literal["viewer", "reviewer", "admin"]
+
+
+class ConsoleConfig(BaseModel):
+    """The staff console under ``/console``: sessions, login limits, second factor."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = True
+    """Serve the console from the gateway's app."""
+    session_hours: float = Field(default=8.0, gt=0, le=24 * 30)
+    """A session ends this long after login, whatever happens."""
+    idle_minutes: float = Field(default=30.0, gt=0, le=24 * 60)
+    """A session ends after this long without a request."""
+    login_attempts_per_ip_per_hour: int = Field(default=30, ge=1)
+    """Login attempts one client address may make in an hour (right or wrong)."""
+    lockout_after_failures: int = Field(default=5, ge=1, le=100)
+    """Wrong passwords (or second factors) in a row after which the staff account is locked."""
+    lockout_minutes: float = Field(default=15.0, gt=0)
+    """How long a locked staff account stays locked."""
+    require_totp_roles: list[StaffRole] = Field(default_factory=list)
+    """Roles that must log in with a TOTP second factor (e.g. ``[admin]``)."""
+    secret_env: str = "HEGUI_CONSOLE_SECRET"
+    """Environment variable holding the key that signs session cookies and CSRF tokens; unset: a key
+    kept in the ledger database (shared by every worker on it)."""
