@@ -43,3 +43,17 @@ class StaffSession(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(index=True)
     last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ReviewMark(Base):
+    """A decision a reviewer has judged from the review queue (``confirmed`` or ``cleared``). The
+    judgement itself is evidence and goes to the events chain (``review.*``); this row keeps the
+    queue's "not yet reviewed" query an indexed anti-join on 1M decisions."""
+
+    __tablename__ = "review_marks"
+
+    decision_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    verdict: Mapped[str] = mapped_column(String(16))
+    staff_id: Mapped[str] = mapped_column(String(40))
+    event_id: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

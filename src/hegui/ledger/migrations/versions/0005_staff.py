@@ -1,4 +1,5 @@
-"""Staff of the console: accounts with a role (argon2id passwords, optional TOTP) and sessions.
+"""Staff of the console: accounts with a role (argon2id passwords, optional TOTP), sessions, and the
+review queue's marks.
 
 Revision ID: 0005
 Revises: 0004
@@ -48,8 +49,17 @@ def upgrade() -> None:
     )
     op.create_index("ix_staff_sessions_staff_id", "staff_sessions", ["staff_id"])
     op.create_index("ix_staff_sessions_expires_at", "staff_sessions", ["expires_at"])
+    op.create_table(
+        "review_marks",
+        sa.Column("decision_id", sa.String(64), primary_key=True),
+        sa.Column("verdict", sa.String(16), nullable=False),
+        sa.Column("staff_id", sa.String(40), nullable=False),
+        sa.Column("event_id", sa.String(64), nullable=False),
+        sa.Column("created_at", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("review_marks")
     op.drop_table("staff_sessions")
     op.drop_table("staff_users")
