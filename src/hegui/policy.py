@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from hegui import taxonomy
 from hegui.errors import ConfigError
-from hegui.yamlsource import load_yaml, parse_yaml, validate
+from hegui.yamlsource import LocatedYaml, load_yaml, parse_yaml, validate
 
 Direction = Literal["input", "output"]
 DEFAULT_SCENE = "default"
@@ -158,10 +158,24 @@ def load_policy(path: str | Path | None = None) -> Policy:
     Errors raise :class:`hegui.errors.ConfigError` naming ``file:line: field``.
     """
     if path is None:
-        text = resources.files("hegui").joinpath("data/policy/default.yaml").read_text(encoding="utf-8")
-        located = parse_yaml(text, "hegui/data/policy/default.yaml")
-    else:
-        located = load_yaml(path)
+        return parse_policy(starter_policy_text(), STARTER_SOURCE)
+    return _checked(load_yaml(path))
+
+
+STARTER_SOURCE = "hegui/data/policy/default.yaml"
+
+
+def starter_policy_text() -> str:
+    """The YAML of the starter policy shipped with hegui (in force when ``policy:`` is not set)."""
+    return resources.files("hegui").joinpath("data/policy/default.yaml").read_text(encoding="utf-8")
+
+
+def parse_policy(text: str, source: str) -> Policy:
+    """A policy from YAML text (the console checks an edit before saving it); errors name ``source:line``."""
+    return _checked(parse_yaml(text, source))
+
+
+def _checked(located: LocatedYaml) -> Policy:
     policy = validate(Policy, located)
     for i, rule in enumerate(policy.rules):
         for j, name in enumerate(rule.scenes or ()):

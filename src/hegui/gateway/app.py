@@ -34,6 +34,7 @@ from hegui.gateway.openapi import document as openapi_document
 from hegui.gateway.routes import Gateway
 from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
+from hegui.policy_sync import PolicySync
 from hegui.web import console, portal
 
 if TYPE_CHECKING:
@@ -176,8 +177,11 @@ def create_app(
     # staff lexicon entries: in force before the first request, then polled (cached verdicts dropped on change)
     lexicon_sync = LexiconSync(ledger, moderator.use_lexicon_entries, cfg.lexicon.db_sync_seconds,
                                on_change=gw.verdicts.clear)
+    # policy saves from the console (hegui.policy_sync): polled like the entries
+    policy_sync = PolicySync(ledger, moderator.reload, cfg.lexicon.db_sync_seconds, on_change=gw.verdicts.clear)
     try:
         lexicon_sync.load()
+        policy_sync.load()
     except BaseException:
         if owns_ledger:
             ledger.close()
@@ -188,9 +192,11 @@ def create_app(
         if gate is not None:
             await gate.start()
         await lexicon_sync.start()
+        await policy_sync.start()
         try:
             yield
         finally:
+            await policy_sync.aclose()
             await lexicon_sync.aclose()
             if gate is not None:
                 await gate.aclose()
@@ -229,6 +235,7 @@ def create_app(
     )
     app.state.gateway = gw
     app.state.lexicon_sync = lexicon_sync
+    app.state.policy_sync = policy_sync
     app.add_middleware(MetricsMiddleware, metrics=metrics)
     return app
 
