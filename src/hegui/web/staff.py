@@ -42,6 +42,7 @@ _sessions = Base.metadata.tables[StaffSession.__tablename__]
 
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 MIN_PASSWORD = 10
+TOTP_ISSUER = "hegui console"
 _hasher = PasswordHasher()
 # verified against when the username is unknown, so a wrong name takes as long as a wrong password
 _DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
@@ -157,6 +158,26 @@ class StaffStore:
             append_event(conn, "staff.disabled", None, actor, {"staff": r.id, "username": username})
 
         self.write(change)
+
+    def enable_totp(self, username: str, *, actor: str) -> tuple[str, str]:
+        """Give ``username`` a new TOTP secret (replacing any old one): (secret, otpauth URI), to be
+        shown once. From the next login on, the code is required."""
+        import pyotp
+
+        secret = pyotp.random_base32()
+
+        def change(conn: Connection) -> None:
+            r = conn.execute(sa.select(_users).where(_users.c.username == username)).one_or_none()
+            if r is None:
+                raise StaffError(f"no staff member {username!r}")
+            if r.disabled_at is not None:
+                raise StaffError(f"{username!r} is disabled")
+            conn.execute(sa.update(_users).where(_users.c.id == r.id).values(totp_secret=secret))
+            append_event(conn, "staff.totp_enabled", None, actor, {"staff": r.id, "username": username,
+                                                                     "replaced": r.totp_secret is not None})
+
+        self.write(change)
+        return secret, pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=TOTP_ISSUER)
 
     # -- logging in ----------------------------------------------------------------------------
 
