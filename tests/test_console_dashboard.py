@@ -146,7 +146,7 @@ def test_the_rollup_counts_each_row_once_and_picks_up_new_rows(ledger: Ledger) -
     with ledger.engine.connect() as conn:
         mark = conn.execute(sa.text("SELECT value FROM ledger_meta WHERE key = :k"), {"k": WATERMARK_KEY}).scalar()
         top = conn.execute(sa.text("SELECT max(seq) FROM decisions")).scalar()
-    assert int(mark) == int(top)
+    assert mark is not None and top is not None and int(mark) == int(top)
 
 
 def test_the_page_shows_the_counts_on_both_backends(ledger: Ledger, tmp_path: Path) -> None:
