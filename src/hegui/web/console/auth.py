@@ -109,9 +109,7 @@ class ConsoleAuth:
     async def login(self, request: Request) -> Response:
         pre = request.cookies.get(PRE_COOKIE)
         if request.method == "GET":
-            if await self.console.current(request) is not None:
-                return RedirectResponse(safe_next(request.query_params.get("next")), status_code=303,
-                                        headers=PAGE_HEADERS)
+            # shown even to someone logged in: logging in as someone else ends the session they had
             return self.login_page(request, pre=pre)
         limited = await self.limited(request)
         if limited is not None:
