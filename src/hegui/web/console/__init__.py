@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
-from hegui.web.console import auth, casework, dashboard, review
+from hegui.web.console import accounts_pages, auth, casework, dashboard, decisions_pages, review
 from hegui.web.console.base import Console
 
 if TYPE_CHECKING:
@@ -21,5 +21,5 @@ def routes(gw: Gateway) -> list[BaseRoute]:
     console = Console(gw)
     gw.console = console
     declared = [*auth.routes(console), *dashboard.routes(console), *review.routes(console),
-                *casework.routes(console)]
+                *casework.routes(console), *accounts_pages.routes(console), *decisions_pages.routes(console)]
     return console.mount(declared)
