@@ -8,7 +8,16 @@ from typing import TYPE_CHECKING
 
 from starlette.routing import BaseRoute
 
-from hegui.web.console import accounts_pages, auth, casework, dashboard, decisions_pages, review
+from hegui.web.console import (
+    accounts_pages,
+    auth,
+    casework,
+    dashboard,
+    decisions_pages,
+    lexicon_pages,
+    policy_pages,
+    review,
+)
 from hegui.web.console.base import Console
 
 if TYPE_CHECKING:
@@ -21,5 +30,6 @@ def routes(gw: Gateway) -> list[BaseRoute]:
     console = Console(gw)
     gw.console = console
     declared = [*auth.routes(console), *dashboard.routes(console), *review.routes(console),
-                *casework.routes(console), *accounts_pages.routes(console), *decisions_pages.routes(console)]
+                *casework.routes(console), *lexicon_pages.routes(console), *policy_pages.routes(console),
+                *accounts_pages.routes(console), *decisions_pages.routes(console)]
     return console.mount(declared)
