@@ -19,6 +19,7 @@ from gateway_support import TEST_KEY, add_test_keys, ledger_for
 from hegui.cases.lexicon_entries import add_entry, entries
 from hegui.gateway.app import create_app
 from hegui.ledger.events import events
+from hegui.ledger.models import Base
 from hegui.ledger.records import DecisionRecord
 from hegui.ledger.store import Ledger
 from hegui.policy import starter_policy_text
@@ -26,7 +27,7 @@ from hegui.policy_sync import PolicySync, read_version, save_policy
 from hegui.web.console.samples import QueueFilter, export_samples, queue, samples
 from hegui.web.staff_models import ReviewMark
 
-_marks = ReviewMark.__table__
+_marks = Base.metadata.tables[ReviewMark.__tablename__]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
