@@ -19,6 +19,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from hegui import taxonomy
 from hegui.cases.lexicon_entries import EntryRefused, ListName, add_entry, remove_entry, text_sha256
 from hegui.detectors.lexicon_files import known_code
 from hegui.ledger.models import utcnow
@@ -104,9 +105,11 @@ def suggested_phrase(row: DecisionRow) -> str:
 
 
 def suggested_risk(row: DecisionRow) -> str:
+    """The first of the decision's risks a keyword can carry (A1a…A2i); the reviewer names one otherwise
+    (a jailbreak or personal-data finding is no lexicon risk)."""
     for code in [str(f.get("risk", "")) for f in row.findings] + list(row.risks):
-        known = known_code(code) if code and code != "PI" else None
-        if known:
+        known = known_code(code) if code else None
+        if known in taxonomy.KEYWORD_RISKS:
             return known
     return ""
 
