@@ -7,7 +7,18 @@ import sys
 
 import typer
 
-from hegui.commands import accounts, cases, classifier, db, incidents, label, lexicon, moderation, serve
+from hegui.commands import (
+    accounts,
+    cases,
+    classifier,
+    db,
+    incidents,
+    label,
+    lexicon,
+    moderation,
+    serve,
+    staff,
+)
 from hegui.errors import UserError
 
 app = typer.Typer(
@@ -26,7 +37,7 @@ def _root() -> None:
     """合规 hegui: moderation, labels, records and filing for generative AI services in China."""
 
 
-for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents):
+for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents, staff):
     module.register(app)
 
 

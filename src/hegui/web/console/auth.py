@@ -33,10 +33,9 @@ from starlette.responses import RedirectResponse, Response
 from hegui.accounts.api import client_ip
 from hegui.accounts.state import DatabaseState, RedisState, SharedState
 from hegui.web.console.base import CSRF_FIELD, PAGE_HEADERS, ROLES, SESSION_COOKIE, Console, ConsoleRoute
-from hegui.web.staff import LoginRefused, StaffError
 
 if TYPE_CHECKING:
-    from hegui.web.staff import StaffStore
+    from hegui.web.staff import LoginRefused, StaffStore
 
 log = logging.getLogger("hegui.console")
 
@@ -126,6 +125,8 @@ class ConsoleAuth:
         password = _field(form, "password", 1024)
         code = _field(form, "totp", 16).strip().replace(" ", "") or None
         target = safe_next(_field(form, "next", 2000) or None)
+        from hegui.web.staff import LoginRefused  # not at the top: hegui.web.staff imports the console
+
         try:
             staff, token = await asyncio.to_thread(self.store.authenticate, username, password, code)
         except LoginRefused as refused:
@@ -212,6 +213,8 @@ class ConsoleAuth:
                                    notice=notice, values=values or {"role": "viewer"})
 
     async def create_staff(self, request: Request) -> Response:
+        from hegui.web.staff import StaffError
+
         staff = await self.console.current(request)
         assert staff is not None
         form = await request.form()
@@ -234,6 +237,8 @@ class ConsoleAuth:
                                    values=values)
 
     async def disable_staff(self, request: Request) -> Response:
+        from hegui.web.staff import StaffError
+
         staff = await self.console.current(request)
         assert staff is not None
         username = request.path_params["username"]
@@ -248,6 +253,8 @@ class ConsoleAuth:
                                 headers=PAGE_HEADERS)
 
     async def enrol_totp(self, request: Request) -> Response:
+        from hegui.web.staff import StaffError
+
         staff = await self.console.current(request)
         assert staff is not None
         username = request.path_params["username"]
