@@ -152,3 +152,23 @@ def test_password_asked_twice_with_hidden_input(url: str, monkeypatch: pytest.Mo
 def test_no_database_is_one_line(tmp_path: Path) -> None:
     line = fails("staff", "list", "--url", f"sqlite:///{tmp_path / 'missing' / 'none.db'}")
     assert "ledger" in line or "database" in line
+
+
+def test_demo_staff_login_is_created_once_printed_and_works(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from console_support import console_app, login_as
+    from gateway_support import ledger_for
+    from hegui.commands.serve import DEMO_STAFF, DEMO_STAFF_PASSWORD, demo_banner, ensure_demo_staff
+
+    banner = demo_banner("http://127.0.0.1:8000", tmp_path)
+    assert "http://127.0.0.1:8000/console" in banner and f"{DEMO_STAFF} / {DEMO_STAFF_PASSWORD}" in banner
+    with ledger_for("sqlite", tmp_path, None) as ledger:
+        app = console_app(tmp_path, ledger=ledger)
+        ensure_demo_staff(ledger, app.state.gateway.cfg)
+        ensure_demo_staff(ledger, app.state.gateway.cfg)  # a second demo run on the same folder
+        assert [e.kind for e in events(ledger, kind_prefix="staff.created")] == ["staff.created"]
+        with TestClient(app) as client:
+            r = login_as(client, DEMO_STAFF, DEMO_STAFF_PASSWORD)
+            assert r.status_code == 303
+            assert client.get("/console/staff").status_code == 200  # an admin: every page can be tried

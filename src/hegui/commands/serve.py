@@ -17,6 +17,9 @@ DEMO_KEY = "sk-hegui-demo"
 DEMO_ADMIN_KEY = "sk-hegui-demo-admin"
 DEMO_ACCOUNT = "acc_demo"
 DEMO_AGREEMENT_VERSION = "demo-1"
+DEMO_STAFF = "demo-reviewer"
+DEMO_STAFF_PASSWORD = "hegui-demo-console"
+"""The demo's console login (an admin, so every console page can be tried); printed in the banner."""
 DEMO_AGREEMENT_EFFECTIVE = "2025-01-01"
 LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
 
@@ -137,6 +140,7 @@ then accept the demo agreements ({DEMO_AGREEMENT_VERSION}) and chat with the key
 
 Portal (complaints, reports, personal-information requests): {url}/about
 Cases: hegui cases list --url sqlite:///{folder / 'demo.db'}   (reply: hegui cases reply ID TEXT --url …)
+Console (review queue, cases, accounts, lexicon): {url}/console   login: {DEMO_STAFF} / {DEMO_STAFF_PASSWORD}
 
 Metrics: {url}/metrics   Ready: {url}/readyz   Ledger: hegui ledger decisions --url sqlite:///{folder / 'demo.db'}
 Press Ctrl-C to stop.
@@ -155,6 +159,15 @@ def publish_demo_agreements(ledger: Any) -> None:
     for kind in ("service", "privacy"):
         text = (folder / f"{kind}-demo.md").read_text(encoding="utf-8")
         store.publish_agreement(kind, DEMO_AGREEMENT_VERSION, DEMO_AGREEMENT_EFFECTIVE, text, actor="hegui demo")
+
+
+def ensure_demo_staff(ledger: Any, cfg: Any) -> None:
+    """The demo's console login (a no-op when the demo ledger has it already)."""
+    from hegui.web.staff import StaffStore
+
+    store = StaffStore(ledger, cfg.console)
+    if store.get(DEMO_STAFF) is None:
+        store.create(DEMO_STAFF, DEMO_STAFF_PASSWORD, "admin", display_name="Demo reviewer", actor="hegui demo")
 
 
 def show_sms_log() -> None:
@@ -200,6 +213,7 @@ def demo(
         ledger.ensure_account(DEMO_ACCOUNT, name="demo")
         ledger.ensure_api_key(DEMO_ACCOUNT, DEMO_KEY, name="demo key")
         publish_demo_agreements(ledger)
+        ensure_demo_staff(ledger, cfg)
         show_sms_log()
         app = create_app(cfg, ledger=ledger)
         typer.echo(demo_banner(f"http://{host}:{port}", folder))
