@@ -85,6 +85,15 @@ def fill_sqlite(ledger: Ledger, n: int, now: datetime) -> None:
     raw = ledger.engine.raw_connection()
     try:
         cur = raw.cursor()
+        # Bulk load without the table's secondary indexes, then build them once: several times
+        # faster than keeping six B-trees up to date row by row.
+        indexes = [sql for (sql,) in cur.execute(
+            "SELECT sql FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions' AND sql IS NOT NULL")]
+        names = [name for (name,) in cur.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'decisions' AND sql IS NOT NULL")]
+        cur.execute("PRAGMA synchronous=OFF")
+        for name in names:
+            cur.execute(f'DROP INDEX "{name}"')
         cur.execute("BEGIN")
         sql = f"INSERT INTO decisions ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
         batch: list[tuple[Any, ...]] = []
@@ -96,6 +105,9 @@ def fill_sqlite(ledger: Ledger, n: int, now: datetime) -> None:
         cur.executemany(sql, batch)
         cur.execute("UPDATE chain_heads SET seq = ? WHERE chain = 'decisions'", (n,))
         cur.execute("COMMIT")
+        for sql in indexes:
+            cur.execute(sql)
+        cur.execute("PRAGMA synchronous=NORMAL")
         cur.execute("ANALYZE")
     finally:
         raw.close()
