@@ -198,6 +198,7 @@ def create_app(
         finally:
             await policy_sync.aclose()
             await lexicon_sync.aclose()
+            await gw.aclose_counters()
             if gate is not None:
                 await gate.aclose()
             await client.aclose()

@@ -55,6 +55,7 @@ from hegui.policy import Action, Direction
 
 if TYPE_CHECKING:
     from hegui.accounts.gate import AccountGate, Admission
+    from hegui.accounts.state import SharedState
     from hegui.config import HeguiConfig
     from hegui.ledger.store import Ledger
     from hegui.web.console.base import Console
@@ -131,6 +132,27 @@ class Gateway:
         self.case_gauges = CaseGauges(self._case_counts)
         self.console: Console | None = None
         """The staff console, when mounted (:func:`hegui.web.console.routes`)."""
+        self._own_counters: SharedState | None = None
+
+    @property
+    def counters(self) -> SharedState:
+        """Counters shared across workers (the portal's and the console's per-address limits): the
+        account gate's when it runs, so every limit lives in one store, else the gateway's own, made on
+        first use (Redis when ``accounts.redis_url`` is set) and closed with the app."""
+        if self.accounts is not None:
+            return self.accounts.state
+        if self._own_counters is None:
+            from hegui.accounts.state import DatabaseState, RedisState
+
+            acfg = self.cfg.accounts
+            self._own_counters = (RedisState(acfg.redis_url) if acfg.redis_url
+                                  else DatabaseState(self.ledger, acfg.sync_seconds))
+        return self._own_counters
+
+    async def aclose_counters(self) -> None:
+        if self._own_counters is not None:
+            await self._own_counters.aclose()
+            self._own_counters = None
 
     # -- request plumbing -------------------------------------------------------------------------
 

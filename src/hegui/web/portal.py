@@ -33,7 +33,6 @@ from starlette.routing import BaseRoute, Route
 
 from hegui.accounts.api import account_api, client_ip
 from hegui.accounts.otp import InvalidPhone, normalize_phone
-from hegui.accounts.state import DatabaseState, RedisState, SharedState
 from hegui.accounts.store import AccountStore, mask_phone
 from hegui.cases.config import CATEGORIES, PI_ACTIONS
 from hegui.cases.store import MAX_CONTACT, MAX_REFERENCE, CaseRefused, CaseStore, CaseView, normalize_code
@@ -97,7 +96,6 @@ class Portal:
         self.templates = Environment(loader=PackageLoader("hegui.web", "templates"), autoescape=True,
                                      undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
         self._signer: CSRFSigner | None = None
-        self._own_state: SharedState | None = None
 
     # -- plumbing ------------------------------------------------------------------------------
 
@@ -107,16 +105,6 @@ class Portal:
             self._signer = CSRFSigner.from_config(self.pcfg.secret_env, self.gw.ledger)
         return self._signer
 
-    @property
-    def state(self) -> SharedState:
-        """The gate's counters when it runs (one store for every limit), else the portal's own."""
-        if self.gw.accounts is not None:
-            return self.gw.accounts.state
-        if self._own_state is None:
-            acfg = self.cfg.accounts
-            self._own_state = (RedisState(acfg.redis_url) if acfg.redis_url
-                               else DatabaseState(self.gw.ledger, acfg.sync_seconds))
-        return self._own_state
 
     def language(self, request: Request) -> Language:
         for value in (request.query_params.get("lang"), request.cookies.get(LANG_COOKIE)):
@@ -190,7 +178,7 @@ class Portal:
         """Count one ``what`` from the client's address in this hour; past ``limit`` the 429 page."""
         digest = self.gw.ledger.hash_identifier("ip:" + client_ip(request))
         try:
-            total = await self.state.add(f"portal:{what}:{digest[:32]}", 1, WINDOW_SECONDS)
+            total = await self.gw.counters.add(f"portal:{what}:{digest[:32]}", 1, WINDOW_SECONDS)
         except Exception as exc:  # the counters are down: refuse rather than let floods through
             log.error("portal rate-limit counters failed: %s", exc.__class__.__name__)
             t = Texts(self.language(request))

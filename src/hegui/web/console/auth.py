@@ -31,7 +31,6 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import RedirectResponse, Response
 
 from hegui.accounts.api import client_ip
-from hegui.accounts.state import DatabaseState, RedisState, SharedState
 from hegui.web.console.base import CSRF_FIELD, PAGE_HEADERS, ROLES, SESSION_COOKIE, Console, ConsoleRoute
 
 if TYPE_CHECKING:
@@ -67,23 +66,11 @@ def safe_next(value: str | None) -> str:
 class ConsoleAuth:
     def __init__(self, console: Console) -> None:
         self.console = console
-        self._own_state: SharedState | None = None
 
     @property
     def store(self) -> StaffStore:
         return self.console.staff
 
-    @property
-    def state(self) -> SharedState:
-        """The gate's counters when it runs (one store for every limit), else the console's own."""
-        gw = self.console.gw
-        if gw.accounts is not None:
-            return gw.accounts.state
-        if self._own_state is None:
-            acfg = gw.cfg.accounts
-            self._own_state = (RedisState(acfg.redis_url) if acfg.redis_url
-                               else DatabaseState(gw.ledger, acfg.sync_seconds))
-        return self._own_state
 
     def login_token(self, pre: str) -> str:
         return self.console._mac("login-csrf", pre)
@@ -165,7 +152,7 @@ class ConsoleAuth:
         """Count one attempt from the client's address in this hour; past the limit the 429 page."""
         digest = self.console.gw.ledger.hash_identifier("ip:" + client_ip(request))
         try:
-            total = await self.state.add(f"console:login:{digest[:32]}", 1, WINDOW_SECONDS)
+            total = await self.console.gw.counters.add(f"console:login:{digest[:32]}", 1, WINDOW_SECONDS)
         except Exception as exc:  # the counters are down: refuse rather than let guessing through
             log.error("console login counters failed: %s", exc.__class__.__name__)
             return self.console.render(request, "message.html", 503, title="暂不可用 / Unavailable",
