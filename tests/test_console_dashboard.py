@@ -36,11 +36,12 @@ def ledger(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Ledger]:
 
 
 def decision(at: datetime, direction: str, action: str, risks: list[str] | None = None,
-             stream: dict[str, Any] | None = None, kind: str = "decision") -> DecisionRecord:
+             stream: dict[str, Any] | None = None, kind: str = "decision",
+             flags: dict[str, Any] | None = None) -> DecisionRecord:
     return DecisionRecord(decision_id=uuid.uuid4().hex, request_id=uuid.uuid4().hex, account_id=None,
                           api_key_id=None, model="m", direction=direction, scene="default", action=action,
                           risks=risks or [], findings=[], detector_ms={"lexicon": 0.1}, excerpt="x",
-                          stream=stream, created_at=at, kind=kind)  # type: ignore[arg-type]
+                          stream=stream, created_at=at, kind=kind, flags=flags)  # type: ignore[arg-type]
 
 
 def cut(n: int = 10) -> dict[str, Any]:
@@ -70,7 +71,8 @@ def seed(ledger: Ledger, now: datetime) -> None:
         decision(h + timedelta(minutes=4), "output", "pending", kind="stream_open"),  # not counted
         # 5 hours ago
         decision(h - timedelta(hours=5), "input", "flag", ["B2"]),
-        decision(h - timedelta(hours=5), "output", "allow", [], whole()),
+        decision(h - timedelta(hours=5), "output", "allow", [], whole(),
+                 flags={"failed_detectors": ["classifier"]}),                # passed unchecked (fail-open)
         decision(h - timedelta(hours=5), "output", "mask", ["P1"]),
         # 23 hours ago (still in the 24 h) and 24 hours ago (not)
         decision(h - timedelta(hours=23), "input", "block", ["A1h"]),
@@ -103,7 +105,7 @@ def test_numbers_match_a_hand_count(ledger: Ledger) -> None:
     assert day.decisions == {"input": 5, "output": 3}
     assert day.refused == {"input": 3, "output": 1}  # refuse, refuse (failure), block / refuse
     assert day.refusal_rate("input") == 3 / 5 and day.refusal_rate("output") == 1 / 3
-    assert day.stream_cuts == 1 and day.detector_failures == 1
+    assert day.stream_cuts == 1 and day.detector_failures == 2
     assert dict(day.top_risks) == {"A1h": 3, "B2": 2, "P1": 1}
     assert day.top_risks[0] == ("A1h", 3)
     assert day.enforcement == {"ladder.warn": 1}
@@ -116,7 +118,7 @@ def test_numbers_match_a_hand_count(ledger: Ledger) -> None:
 
     week = summarize(ledger, Period.of("7d", NOW, zone))
     assert week.decisions == {"input": 7, "output": 4}
-    assert week.stream_cuts == 2 and week.detector_failures == 1
+    assert week.stream_cuts == 2 and week.detector_failures == 2
     assert dict(week.top_risks) == {"A1h": 3, "B2": 2, "C3": 2, "P1": 1}
     assert week.enforcement == {"ladder.suspend": 1, "ladder.warn": 1}
     assert len(week.period.buckets) == 7 and week.period.labels[-1] == "12-10"
@@ -170,7 +172,7 @@ def test_the_page_shows_the_counts_on_both_backends(ledger: Ledger, tmp_path: Pa
 
         assert card("decisions") == "8"
         assert card("refusal-input") == "60.0%" and card("refusal-output") == "33.3%"
-        assert card("stream-cuts") == "1" and card("detector-failures") == "1"
+        assert card("stream-cuts") == "1" and card("detector-failures") == "2"
         assert card("open-cases") == "2" and card("overdue-cases") == "1"
         assert card("enforcement") == "1"
         assert re.search(r'data-series="refuse" data-values="(0,){23}3"', html)

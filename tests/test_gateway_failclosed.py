@@ -108,6 +108,9 @@ def test_moderation_error_in_a_fail_open_scene_passes(env: Env) -> None:
     resp = env.chat("/say 放行", scene="minor")
     assert resp.choices[0].message.content == "放行"
     assert env.metric('hegui_fail_open_total{reason="moderation"}') == 2  # input and output
+    # the text went out unchecked: only the record can say so (the console counts these)
+    rows = [r for r in env.ledger.inner.decisions(limit=10) if r.kind == "decision"]
+    assert rows and all((r.flags or {}).get("failed_detectors") == ["moderation"] for r in rows)
 
 
 def test_ledger_error_refuses_with_503(env: Env) -> None:

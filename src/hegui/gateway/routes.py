@@ -328,14 +328,20 @@ class Gateway:
             detector_ms={k: round(v, 3) for k, v in verdict.timings_ms.items()},
             excerpt=excerpt,
             stream=stream,
-            flags=self.record_flags(call),
+            flags=self.record_flags(call, verdict.failed_detectors),
         )
 
     @staticmethod
-    def record_flags(call: Call) -> dict[str, Any] | None:
-        """The account's marks that every record of it carries (the training opt-out)."""
+    def record_flags(call: Call, failed_detectors: list[str] | None = None) -> dict[str, Any] | None:
+        """The marks a record carries: the account's training opt-out, and the detectors that failed
+        on this check (a fail-open scene passes the text on, so only the record says it went unchecked)."""
+        flags: dict[str, Any] = {}
         adm = call.admission
-        return {"training_opt_out": True} if adm is not None and adm.profile.training_opt_out else None
+        if adm is not None and adm.profile.training_opt_out:
+            flags["training_opt_out"] = True
+        if failed_detectors:
+            flags["failed_detectors"] = sorted(failed_detectors)
+        return flags or None
 
     async def write(self, call: Call, record: DecisionRecord, opening: bool = False) -> None:
         """Commit one record; a failure refuses the request unless the scene fails open.

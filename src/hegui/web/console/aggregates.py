@@ -10,8 +10,8 @@ then applied in one short transaction that first moves the watermark with a comp
 two renders racing over the same rows count them once (the loser's transaction changes nothing).
 
 Counts kept per UTC hour, direction and action: decisions, stream cuts (``stream.cut``) and
-detector failures. The record has no field naming failed detectors; what it does show is a
-fail-closed scene's answer to one: a refusal with no risk found, and that is what is counted.
+detector failures: a record whose ``flags.failed_detectors`` names any (written since the console
+came), or, for older rows, a fail-closed scene's answer to one: a refusal with no risk found.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ _SQL = {
         "hour": "strftime('%Y-%m-%d %H:00:00', d.created_at)",
         "cut": "json_extract(d.stream, '$.cut') = 1",
         "no_risk": "json_array_length(d.risks) = 0",
+        "failed": "json_extract(d.flags, '$.failed_detectors') IS NOT NULL",
         "risks_from": "decisions AS d, json_each(d.risks) AS r",
         "risk": "r.value",
     },
@@ -56,6 +57,7 @@ _SQL = {
         "hour": "date_trunc('hour', d.created_at AT TIME ZONE 'UTC')",
         "cut": "(d.stream ->> 'cut') = 'true'",
         "no_risk": "json_array_length(d.risks) = 0",
+        "failed": "(d.flags -> 'failed_detectors') IS NOT NULL",
         "risks_from": "decisions AS d CROSS JOIN LATERAL json_array_elements_text(d.risks) AS r(value)",
         "risk": "r.value",
     },
@@ -104,7 +106,8 @@ class Rollup:
         hours_q = sa.text(
             f"SELECT {s['hour']} AS hour, d.direction, d.action, count(*) AS n, "
             f"sum(CASE WHEN {s['cut']} THEN 1 ELSE 0 END) AS cuts, "
-            f"sum(CASE WHEN d.action IN ('refuse', 'block') AND {s['no_risk']} THEN 1 ELSE 0 END) AS failures "
+            f"sum(CASE WHEN {s['failed']} OR (d.action IN ('refuse', 'block') AND {s['no_risk']}) THEN 1 "
+            "ELSE 0 END) AS failures "
             f"FROM decisions AS d WHERE {where} GROUP BY 1, 2, 3")
         risks_q = sa.text(
             f"SELECT {s['hour']} AS hour, d.direction, {s['risk']} AS risk, count(*) AS n "
