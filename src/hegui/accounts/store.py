@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from hegui.accounts.config import LADDER, MINOR_BANDS
 from hegui.accounts.models import AccountProfile, Appeal, AppUser, PublishedAgreement
@@ -107,24 +106,17 @@ class AccountStore:
 
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
-        self._sqlite = ledger.engine.dialect.name == "sqlite"
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def write(self, fn: Callable[[Connection], T]) -> T:
         """Run ``fn`` in one write transaction that also bumps the accounts version."""
-        try:
-            with self.ledger.engine.connect() as conn:
-                if self._sqlite:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    result = fn(conn)
-                    self._bump(conn)
-                    return result
-        except (UserError, LedgerError):
-            raise
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot update the account: {str(exc).splitlines()[0]}") from exc
+        def with_bump(conn: Connection) -> T:
+            result = fn(conn)
+            self._bump(conn)
+            return result
+
+        return self.ledger.transaction(with_bump, "update the account")
 
     def _bump(self, conn: Connection) -> None:
         # the row is made by the migration (0003); the increment is atomic on both backends

@@ -138,16 +138,7 @@ def _text(value: str, what: str, limit: int, *, required: bool = True) -> str:
 
 
 def _write(ledger: Ledger, fn: Callable[[Connection], T]) -> T:
-    try:
-        with ledger.engine.connect() as conn:
-            if ledger.engine.dialect.name == "sqlite":
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                return fn(conn)
-    except (UserError, LedgerError):
-        raise
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot update the incident: {str(exc).splitlines()[0]}") from exc
+    return ledger.transaction(fn, "update the incident")
 
 
 def _row(conn: Connection, incident_id: str) -> Any:

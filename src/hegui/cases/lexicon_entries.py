@@ -32,13 +32,11 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import sqlalchemy as sa
 from sqlalchemy import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from hegui.cases.models import Case, LexiconEntry
 from hegui.detectors.lexicon import ExtraBlockEntry, ExtraEntries, too_long
 from hegui.detectors.lexicon_files import known_code
 from hegui.errors import UserError
-from hegui.ledger.errors import LedgerError
 from hegui.ledger.events import append_event
 from hegui.ledger.models import Base, utcnow
 from hegui.text import normalize
@@ -114,20 +112,14 @@ def _pattern(text: str) -> str:
 
 
 def _write(ledger: Ledger, fn: Callable[[Connection], str]) -> str:
-    try:
-        with ledger.engine.connect() as conn:
-            if ledger.engine.dialect.name == "sqlite":
-                conn.execution_options(sqlite_begin="IMMEDIATE")
-            with conn.begin():
-                # Bump first: the row lock it takes on PostgreSQL serialises concurrent changes, so the
-                # duplicate check below sees every entry committed before this one.
-                conn.execute(sa.update(_meta).where(_meta.c.key == VERSION_KEY)
-                             .values(value=sa.cast(sa.cast(_meta.c.value, sa.Integer) + 1, sa.Text)))
-                return fn(conn)
-    except (UserError, LedgerError):
-        raise
-    except SQLAlchemyError as exc:
-        raise LedgerError(f"cannot change the lexicon entries: {str(exc).splitlines()[0]}") from exc
+    def bumped(conn: Connection) -> str:
+        # Bump first: the row lock it takes on PostgreSQL serialises concurrent changes, so the
+        # duplicate check in ``fn`` sees every entry committed before this one.
+        conn.execute(sa.update(_meta).where(_meta.c.key == VERSION_KEY)
+                     .values(value=sa.cast(sa.cast(_meta.c.value, sa.Integer) + 1, sa.Text)))
+        return fn(conn)
+
+    return ledger.transaction(bumped, "change the lexicon entries")
 
 
 def _clean_actor(actor: str) -> str:

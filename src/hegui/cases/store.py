@@ -153,21 +153,11 @@ class CaseStore:
         self.cfg = cfg
         self.zone = ZoneInfo(timezone)
         self.calendar = cfg.calendar()
-        self._sqlite = ledger.engine.dialect.name == "sqlite"
 
     # -- plumbing ------------------------------------------------------------------------------
 
     def write(self, fn: Callable[[Connection], T]) -> T:
-        try:
-            with self.ledger.engine.connect() as conn:
-                if self._sqlite:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    return fn(conn)
-        except (UserError, LedgerError):
-            raise
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot update the case: {str(exc).splitlines()[0]}") from exc
+        return self.ledger.transaction(fn, "update the case")
 
     def today(self, now: datetime | None = None) -> date:
         return (now or utcnow()).astimezone(self.zone).date()

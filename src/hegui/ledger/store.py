@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from concurrent.futures import Future
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import sqlalchemy as sa
 from alembic.util import CommandError as AlembicError
@@ -211,6 +211,9 @@ def _postgres_engine(u: URL, cfg: LedgerConfig, opts: dict[str, Any]) -> Engine:
     return engine
 
 
+T = TypeVar("T")
+
+
 class Ledger:
     """The system of record. Thread-safe; one instance per process is enough."""
 
@@ -330,6 +333,20 @@ class Ledger:
     def _begin_write(self, conn: Connection) -> None:
         if self._sqlite:
             conn.execution_options(sqlite_begin="IMMEDIATE")
+
+    def transaction(self, fn: Callable[[Connection], T], what: str) -> T:
+        """Run ``fn`` in one write transaction (on SQLite ``BEGIN IMMEDIATE``, so concurrent writers
+        wait for each other instead of failing when a read turns into a write). Database errors come
+        out as one-line :class:`LedgerError` (``cannot <what>: …``); hegui's own errors pass through."""
+        try:
+            with self.engine.connect() as conn:
+                self._begin_write(conn)
+                with conn.begin():
+                    return fn(conn)
+        except (UserError, LedgerError):
+            raise
+        except SQLAlchemyError as exc:
+            raise LedgerError(f"cannot {what}: {str(exc).splitlines()[0]}") from exc
 
     # ----------------------------------------------------------------- identifiers
 

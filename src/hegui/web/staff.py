@@ -24,10 +24,9 @@ import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from sqlalchemy import Connection
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 
 from hegui.errors import UserError
-from hegui.ledger.errors import LedgerError
 from hegui.ledger.events import append_event
 from hegui.ledger.models import Base, utcnow
 from hegui.web.console.base import ROLES, Staff
@@ -96,19 +95,9 @@ class StaffStore:
     def __init__(self, ledger: Ledger, cfg: ConsoleConfig) -> None:
         self.ledger = ledger
         self.cfg = cfg
-        self._sqlite = ledger.engine.dialect.name == "sqlite"
 
     def write(self, fn: Any) -> Any:
-        try:
-            with self.ledger.engine.connect() as conn:
-                if self._sqlite:
-                    conn.execution_options(sqlite_begin="IMMEDIATE")
-                with conn.begin():
-                    return fn(conn)
-        except (UserError, LedgerError, LoginRefused):
-            raise
-        except SQLAlchemyError as exc:
-            raise LedgerError(f"cannot update staff: {str(exc).splitlines()[0]}") from exc
+        return self.ledger.transaction(fn, "update staff")
 
     # -- accounts ------------------------------------------------------------------------------
 
