@@ -354,3 +354,29 @@ def test_policy_sync_reloads_another_worker_after_a_save(ledger: Ledger, tmp_pat
     assert saved.version == 1 and saved.backup is not None
     assert other.load() is True and reloads == [1]
     assert other.load() is False and reloads == [1]  # once per save
+
+
+def test_the_review_samples_command_writes_the_confirmed_decisions(tmp_path: Path) -> None:
+    """``hegui review samples`` writes what the queue's confirmations made, whole, and refuses a bad kind."""
+    from typer.testing import CliRunner
+
+    from hegui.cli import app
+    from hegui.web.console.samples import record_review, reviewable
+
+    url = f"sqlite:///{tmp_path / 'l.db'}"
+    with Ledger.open(url) as ledger:
+        ledger.record_decision(DecisionRecord(
+            decision_id="d-refused", request_id="r1", account_id=None, api_key_id=None, model="m",
+            direction="output", scene="default", action="refuse", risks=["A1h"], findings=[], detector_ms={},
+            excerpt="赌博网站推广", stream=None))
+        record_review(ledger, reviewable(ledger, "d-refused"), "confirmed", staff_id="st_1", details={})
+    out = tmp_path / "rect.jsonl"
+    runner = CliRunner()
+    r = runner.invoke(app, ["review", "samples", "--kind", "rectification", "--out", str(out), "--url", url])
+    assert r.exit_code == 0, r.output
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 and '"d-refused"' in lines[0] and "赌博网站推广" in lines[0]
+    r = runner.invoke(app, ["review", "samples", "--kind", "false_positive", "--out", str(out), "--url", url])
+    assert r.exit_code == 0 and out.read_text(encoding="utf-8") == ""
+    r = runner.invoke(app, ["review", "samples", "--kind", "nonsense", "--out", str(out), "--url", url])
+    assert r.exit_code != 0

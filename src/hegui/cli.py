@@ -16,6 +16,7 @@ from hegui.commands import (
     label,
     lexicon,
     moderation,
+    review,
     serve,
     staff,
 )
@@ -37,7 +38,7 @@ def _root() -> None:
     """合规 hegui: moderation, labels, records and filing for generative AI services in China."""
 
 
-for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents, staff):
+for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents, staff, review):
     module.register(app)
 
 

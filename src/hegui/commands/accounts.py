@@ -9,7 +9,6 @@ Running gateways notice within ``accounts.sync_seconds``.
 
 from __future__ import annotations
 
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from hegui.commands.db import _errors, open_with_config
+from hegui.commands.db import _errors, default_actor, open_with_config
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
@@ -45,13 +44,6 @@ ReasonOpt = typer.Option(..., "--reason", "-r", help="Why (required; recorded wi
 EvidenceOpt = typer.Option(None, "--evidence", "-e", help="A decision id that justifies the step. Repeatable.")
 ActorOpt = typer.Option(None, "--actor", help="Who acts, as recorded in the ledger (default: cli:<your login>).")
 AccountArg = typer.Argument(..., help="The account id (acc_…).")
-
-
-def _default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (some containers)
-        return "cli"
 
 
 @contextmanager
@@ -147,7 +139,7 @@ def _act(action: str, account_id: str, reason: str, evidence: list[str] | None, 
 
     with _errors(), _opened(config, url) as (cfg, _ledger, store):
         zone = ZoneInfo(cfg.accounts.timezone)
-        done = staff.take_action(store, account_id, action, reason=reason, actor=actor or _default_actor(),
+        done = staff.take_action(store, account_id, action, reason=reason, actor=actor or default_actor(),
                                  now=datetime.now(UTC), zone=zone, until=until, days=days,
                                  evidence=evidence or [])
     until_text = f" until {_local(done['standing_until'], zone)}" if done["standing_until"] else ""
@@ -271,7 +263,7 @@ def appeals_decide(
             raise UserError("give --restore or --uphold")
         with _opened(config, url) as (_cfg, _ledger, store):
             done = staff.decide_appeal(store, appeal_id, restore=restore, reason=reason,
-                                       actor=actor or _default_actor())
+                                       actor=actor or default_actor())
     typer.echo(f"appeal {appeal_id}: {done['status']}; account {done['account_id']} is {done['standing']}")
 
 
@@ -320,7 +312,7 @@ def agreements_publish(config: Path = typer.Option(..., "--config", "-c", help="
             for doc, path, text in docs:
                 try:
                     new = store.publish_agreement(doc.kind, doc.version, doc.effective.isoformat(), text,
-                                                  actor=actor or _default_actor())
+                                                  actor=actor or default_actor())
                 except UserError as exc:
                     raise UserError(f"{path}: {exc}") from None
                 if new:

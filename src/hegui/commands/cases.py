@@ -9,7 +9,6 @@ Every change is the same transaction as through the admin API (:mod:`hegui.cases
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from hegui.commands.db import _errors, open_with_config
+from hegui.commands.db import _errors, default_actor, open_with_config
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
@@ -41,13 +40,6 @@ ActorOpt = typer.Option(None, "--actor", help="Who acts, as recorded in the ledg
 CaseArg = typer.Argument(..., help="The case id (cs_…).")
 
 KINDS = ("complaint", "report", "pi_request")
-
-
-def _default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (some containers)
-        return "cli"
 
 
 @contextmanager
@@ -177,7 +169,7 @@ def cases_open(
                 raise UserError(f"--account: no account {account_id}")
             case_id, code = store.open_case(kind, description=description, category=category, pi_action=pi_action,
                                             reference=reference, contact=contact, account_id=account_id,
-                                            source="cli", actor=actor or _default_actor())
+                                            source="cli", actor=actor or default_actor())
             due = store.get(case_id, with_details=False).due_on
     typer.echo(f"{case_id}: opened, due {due.isoformat()}; the person's code: {code}")
 
@@ -194,14 +186,14 @@ def cases_assign(case_id: str = CaseArg, assignee: str = typer.Argument(..., hel
                  actor: str | None = ActorOpt, config: Path | None = ConfigOpt, url: str | None = UrlOpt) -> None:
     """Assign the case to someone (an open case becomes in_progress)."""
     _step(case_id, config, url, f"assigned to {assignee}",
-          lambda s: s.assign(case_id, assignee, actor=actor or _default_actor()))
+          lambda s: s.assign(case_id, assignee, actor=actor or default_actor()))
 
 
 @cases_app.command("note")
 def cases_note(case_id: str = CaseArg, text: str = typer.Argument(..., help="The note (never shown to the person)."),
                actor: str | None = ActorOpt, config: Path | None = ConfigOpt, url: str | None = UrlOpt) -> None:
     """Add an internal note to the case."""
-    _step(case_id, config, url, "note added", lambda s: s.note(case_id, text, actor=actor or _default_actor()))
+    _step(case_id, config, url, "note added", lambda s: s.note(case_id, text, actor=actor or default_actor()))
 
 
 @cases_app.command("reply")
@@ -221,7 +213,7 @@ def cases_reply(
             except (OSError, UnicodeDecodeError) as exc:
                 raise UserError(f"--file: cannot read {file}: {exc.__class__.__name__}") from None
     body = text or ""
-    _step(case_id, config, url, "replied", lambda s: s.reply(case_id, body, actor=actor or _default_actor()))
+    _step(case_id, config, url, "replied", lambda s: s.reply(case_id, body, actor=actor or default_actor()))
 
 
 @cases_app.command("close")
@@ -230,7 +222,7 @@ def cases_close(case_id: str = CaseArg,
                                                                       "(it becomes the reply)."),
                 actor: str | None = ActorOpt, config: Path | None = ConfigOpt, url: str | None = UrlOpt) -> None:
     """Close the case."""
-    _step(case_id, config, url, "closed", lambda s: s.close(case_id, actor=actor or _default_actor(), reason=reason))
+    _step(case_id, config, url, "closed", lambda s: s.close(case_id, actor=actor or default_actor(), reason=reason))
 
 
 @cases_app.command("reopen")
@@ -239,7 +231,7 @@ def cases_reopen(case_id: str = CaseArg,
                  actor: str | None = ActorOpt, config: Path | None = ConfigOpt, url: str | None = UrlOpt) -> None:
     """Reopen a replied or closed case (it becomes in_progress)."""
     _step(case_id, config, url, "reopened",
-          lambda s: s.reopen(case_id, actor=actor or _default_actor(), reason=reason))
+          lambda s: s.reopen(case_id, actor=actor or default_actor(), reason=reason))
 
 
 @cases_app.command("overdue")
@@ -280,7 +272,7 @@ def cases_action(
     from hegui.accounts.store import AccountStore
     from hegui.cases import actions
 
-    who = actor or _default_actor()
+    who = actor or default_actor()
 
     def need(option: str, value: Any) -> Any:
         if value is None:
@@ -333,7 +325,7 @@ def cases_fulfil(
     from hegui.accounts.store import AccountStore
     from hegui.cases import actions
 
-    who = actor or _default_actor()
+    who = actor or default_actor()
     with _errors(), _opened(config, url) as (cfg, ledger, store):
         case = actions.pi_case(store, case_id)
         if case.pi_action in ("access", "copy"):

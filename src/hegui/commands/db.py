@@ -53,6 +53,16 @@ def _errors() -> Iterator[None]:
         raise typer.Exit(2) from None
 
 
+def default_actor() -> str:
+    """Who a CLI change is recorded as when ``--actor`` is not given: ``cli:<login name>``."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no login name (some containers)
+        return "cli"
+
+
 def open_with_config(config: Path | None, url: str | None, *, create: bool | None) -> tuple[HeguiConfig, Ledger]:
     """The config (``--config``) and its ledger, or the one at ``--url``; ``create=None`` follows
     ``ledger.auto_migrate``."""

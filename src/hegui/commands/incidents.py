@@ -9,7 +9,6 @@ new state and its hash-chained event, recorded with the ``--actor`` (default ``c
 
 from __future__ import annotations
 
-import getpass
 import json
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hegui.commands.db import _errors, open_with_config
+from hegui.commands.db import _errors, default_actor, open_with_config
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
@@ -42,12 +41,7 @@ DecisionOpt = typer.Option(..., "--decision", "-d", help="A decision id in the l
 
 
 def _actor(actor: str | None) -> str:
-    if actor:
-        return actor
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (some containers)
-        return "cli"
+    return actor or default_actor()
 
 
 @contextmanager

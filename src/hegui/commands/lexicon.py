@@ -279,9 +279,8 @@ def entries_add(
     """Add a staff entry; prints its id (lx_…). Refused: empty or over-long text, a block entry without a
     valid risk, an unknown case, or the same normalised text already in that list."""
     from hegui.cases.lexicon_entries import LISTS, add_entry
-    from hegui.commands.accounts import _default_actor
     from hegui.commands.db import _errors as _db_errors
-    from hegui.commands.db import open_with_config
+    from hegui.commands.db import default_actor, open_with_config
 
     with _db_errors():
         if list_name not in LISTS:
@@ -289,7 +288,7 @@ def entries_add(
         _, ledger = open_with_config(config, url, create=False)
         with ledger:
             entry_id = add_entry(ledger, list=list_name,  # type: ignore[arg-type]
-                                 text=text, risk=risk, note=note, case_id=case, actor=actor or _default_actor())
+                                 text=text, risk=risk, note=note, case_id=case, actor=actor or default_actor())
     typer.echo(entry_id)
 
 
@@ -302,14 +301,13 @@ def entries_remove(
 ) -> None:
     """Take a staff entry out of force (it stays in the list of --all, marked removed)."""
     from hegui.cases.lexicon_entries import remove_entry
-    from hegui.commands.accounts import _default_actor
     from hegui.commands.db import _errors as _db_errors
-    from hegui.commands.db import open_with_config
+    from hegui.commands.db import default_actor, open_with_config
 
     with _db_errors():
         _, ledger = open_with_config(config, url, create=False)
         with ledger:
-            remove_entry(ledger, entry_id, actor=actor or _default_actor())
+            remove_entry(ledger, entry_id, actor=actor or default_actor())
     typer.echo(f"removed {entry_id}")
 
 

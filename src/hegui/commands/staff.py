@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import typer
 
-from hegui.commands.db import _errors, open_with_config
+from hegui.commands.db import _errors, default_actor, open_with_config
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
@@ -34,13 +34,6 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="hegui.yaml to read `ledge
 UrlOpt = typer.Option(None, "--url", help="Database URL; overrides the config (sqlite:///… or postgresql+psycopg://…).")
 ActorOpt = typer.Option(None, "--actor", help="Who acts, as recorded in the ledger (default: cli:<your login>).")
 UsernameArg = typer.Argument(..., help="The staff member's login name (2–64 of a-z 0-9 . _ -).")
-
-
-def _default_actor() -> str:
-    try:
-        return f"cli:{getpass.getuser()}"
-    except Exception:  # no login name (some containers)
-        return "cli"
 
 
 @contextmanager
@@ -88,7 +81,7 @@ def staff_create(
         password = _read_password(password_stdin)
         with _store(config, url) as store:
             staff_id = store.create(username, password, role, display_name=display_name,
-                                    actor=actor or _default_actor())
+                                    actor=actor or default_actor())
         typer.echo(f"created {username} ({role}) {staff_id}")
 
 
@@ -123,7 +116,7 @@ def staff_disable(username: str = UsernameArg, config: Path | None = ConfigOpt, 
     """Disable a staff member: they can no longer log in, and their open sessions end now."""
     with _errors():
         with _store(config, url) as store:
-            store.disable(username, actor=actor or _default_actor())
+            store.disable(username, actor=actor or default_actor())
         typer.echo(f"disabled {username}")
 
 
@@ -134,7 +127,7 @@ def staff_totp(username: str = UsernameArg, config: Path | None = ConfigOpt, url
     otpauth:// URI; from their next login on they must give the 6-digit code."""
     with _errors():
         with _store(config, url) as store:
-            secret, uri = store.enable_totp(username, actor=actor or _default_actor())
+            secret, uri = store.enable_totp(username, actor=actor or default_actor())
         typer.echo(f"secret: {secret}")
         typer.echo(f"uri:    {uri}")
         typer.echo("shown once: add it to the authenticator app now", err=True)
