@@ -367,10 +367,12 @@ class Ledger:
         if env:
             return env
         if self._db_salt is None:
-            self._db_salt = self._meta_value(_SALT_META_KEY, lambda: secrets.token_hex(32))
+            self._db_salt = self.meta_value(_SALT_META_KEY, lambda: secrets.token_hex(32))
         return self._db_salt
 
-    def _meta_value(self, key: str, make: Callable[[], str]) -> str:
+    def meta_value(self, key: str, make: Callable[[], str]) -> str:
+        """The ``ledger_meta`` value of ``key``, made with ``make()`` and stored the first time (one
+        writer wins when several race): the salt, the portal's and the console's keys."""
         query = sa.select(_meta.c.value).where(_meta.c.key == key)
         try:
             with self.engine.connect() as conn:

@@ -36,7 +36,7 @@ class CSRFSigner:
         if secret:
             return cls(secret.encode())
         # the pattern of the ledger's own salt: made once, shared by everyone on the database
-        return cls(ledger._meta_value(META_KEY, lambda: secrets.token_hex(32)).encode())
+        return cls(ledger.meta_value(META_KEY, lambda: secrets.token_hex(32)).encode())
 
     @staticmethod
     def new_cookie() -> str:

@@ -104,7 +104,7 @@ class Console:
         if self._key is None:
             secret = os.environ.get(self.cfg.secret_env, "")
             self._key = secret.encode() if secret else \
-                self.gw.ledger._meta_value(KEY_META, lambda: secrets.token_hex(32)).encode()
+                self.gw.ledger.meta_value(KEY_META, lambda: secrets.token_hex(32)).encode()
         return self._key
 
     def _mac(self, purpose: str, value: str) -> str:
