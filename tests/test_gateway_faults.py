@@ -880,3 +880,77 @@ def test_streams_of_clients_that_leave_at_once_are_all_closed_in_the_ledger(tmp_
                                  + body)
             assert wait_until(lambda: not ledger.open_streams(), timeout=10), ledger.open_streams()[:3]
         assert ledger.verify().ok
+
+
+class SlowOutputRecords:
+    """The real ledger, whose output decision writes take a while: long enough for the client's
+    disconnect to reach the response while the stream's record is being written."""
+
+    def __init__(self, inner: Ledger, seconds: float) -> None:
+        self.inner = inner
+        self.seconds = seconds
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def arecord_decision(self, rec: Any) -> int:
+        if rec.direction == "output" and rec.kind == "decision":
+            await asyncio.sleep(self.seconds)
+        result: int = await self.inner.arecord_decision(rec)
+        return result
+
+
+def test_a_stream_record_being_written_when_the_disconnect_arrives_is_still_written(tmp_path: Path) -> None:
+    """The server's send fails (the client is gone), the frames' finally starts writing the stream's
+    record, and only then does the disconnect message reach the response, which cancels its pump;
+    the pump is awaiting the producer, so the cancellation passes on to the write. The write must
+    finish anyway (seen as 7 streams of 4,415 disconnects left open in a soak)."""
+    cfg = write_config(tmp_path, {"upstreams": [{"name": "demo", "base_url": "demo", "models": ["*"],
+                                                 "token_delay_ms": 5}],
+                                  "labeling": {"explicit": False}, "accounts": NO_ACCOUNT_GATE})
+    body = json.dumps({"model": "hegui-demo", "stream": True, "messages": [
+        {"role": "user", "content": "/say 这是一个比较长的回答，" + "一句接着一句，" * 20}]}).encode()
+
+    async def one_request(app: Any) -> None:
+        sent_bodies = 0
+        gone = asyncio.Event()
+
+        async def receive() -> dict[str, Any]:
+            if not getattr(receive, "done", False):
+                receive.done = True  # type: ignore[attr-defined]
+                return {"type": "http.request", "body": body, "more_body": False}
+            await gone.wait()
+            await asyncio.sleep(0.1)  # the disconnect message comes late, while the record is written
+            return {"type": "http.disconnect"}
+
+        async def send(message: dict[str, Any]) -> None:
+            nonlocal sent_bodies
+            if message["type"] == "http.response.body":
+                sent_bodies += 1
+                if sent_bodies >= 3:
+                    gone.set()
+                    raise OSError("client gone")  # what an ASGI 2.4 server raises on a closed connection
+
+        scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.4"}, "http_version": "1.1",
+                 "method": "POST", "scheme": "http", "path": "/v1/chat/completions", "raw_path": b"/v1/chat/completions",
+                 "query_string": b"", "root_path": "", "client": ("127.0.0.1", 5555), "server": ("127.0.0.1", 80),
+                 "headers": [(b"host", b"x"), (b"content-type", b"application/json"),
+                             (b"authorization", f"Bearer {TEST_KEY}".encode()),
+                             (b"content-length", str(len(body)).encode())]}
+        await app(scope, receive, send)
+
+    with Ledger.open(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
+        add_test_keys(ledger)
+        slow = SlowOutputRecords(ledger, 0.3)
+        app = create_app(cfg, moderator=make_moderator({"赌博": "A1h"}), ledger=slow)  # type: ignore[arg-type]
+
+        async def run() -> None:
+            for _ in range(3):
+                await one_request(app)
+            await asyncio.sleep(0.5)  # a write left running in the background would finish here
+
+        asyncio.run(run())
+        assert not ledger.open_streams(), ledger.open_streams()[:3]
+        outputs = [r for r in ledger.decisions(limit=100) if r.kind == "decision" and r.direction == "output"]
+        assert len(outputs) == 3 and all((r.stream or {}).get("client_disconnected") for r in outputs)
+        assert ledger.verify().ok

@@ -687,7 +687,8 @@ class OutputStream:
         self.id = protocol.new_id("chatcmpl" if call.chat else "cmpl")
         self.cut = False
         self.upstream_error: str | None = None
-        self.recorded = False
+        self._record: asyncio.Future[None] | None = None
+        """The write of the stream's output decision, once begun (see :meth:`write_record`)."""
         self.unchecked = False
         self.unchecked_sent = ""
         self.checkpoint: asyncio.Future[Any] | None = None
@@ -732,11 +733,23 @@ class OutputStream:
             self.gw.ledger.aupdate_stream(self.sm.decision_id, self.stream_state()))
         self.checkpoint.add_done_callback(collect_task)
 
+    @property
+    def recorded(self) -> bool:
+        return self._record is not None
+
     async def write_record(self, disconnected: bool) -> None:
-        """The stream's output decision: what was sent, whether it was cut, and why it ended."""
-        if self.recorded:
-            return
-        self.recorded = True
+        """The stream's output decision: what was sent, whether it was cut, and why it ended.
+
+        The write runs as its own task, started once, and every caller waits for it through
+        ``asyncio.shield``: when the client leaves, the response cancels the task that is writing
+        (a plain ``Task.cancel``, which an anyio shield does not stop), and the write must finish
+        all the same, or the stream stays open in the ledger with nobody left to close it."""
+        if self._record is None:
+            self._record = asyncio.ensure_future(self._write_record(disconnected))
+            self._record.add_done_callback(collect_task)
+        await asyncio.shield(self._record)
+
+    async def _write_record(self, disconnected: bool) -> None:
         if self.checkpoint is not None and not self.checkpoint.done():
             with contextlib.suppress(Exception):
                 await asyncio.wait({self.checkpoint})  # keep the rows in order
@@ -772,7 +785,12 @@ class OutputStream:
         """Close the upstream and write the stream's record unless it is written. Also called by the
         response when it ends (:class:`SSEResponse` ``on_close``): a client gone before the first
         frame cancels the response before this generator ever starts, and then its finally never runs."""
-        if self.recorded:
+        if self._record is not None:
+            # begun by a caller that may have been cancelled since: see it through (its own errors
+            # were that caller's to report)
+            if not self._record.done():
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(self._record)
             return
         with anyio.CancelScope(shield=True):
             try:
