@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -46,3 +47,34 @@ def postgres_url() -> str:
     except Exception as exc:  # pragma: no cover - depends on the machine
         pytest.skip(f"PostgreSQL at {url} is not reachable: {exc.__class__.__name__}")
     return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def migrated_ledger_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A ledger URL with the schema at head: a SQLite file, or a schema of its own on the test
+    PostgreSQL server (dropped afterwards), for tests that drive the CLI against both backends."""
+    import uuid
+    from urllib.parse import quote
+
+    import sqlalchemy as sa
+
+    from hegui.ledger.store import Ledger
+
+    if request.param == "sqlite":
+        u = f"sqlite:///{tmp_path / 'ledger.db'}"
+        Ledger.open(u).close()
+        yield u
+        return
+    base = request.getfixturevalue("postgres_url")
+    name = f"hegui_cli_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(base)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
+    try:
+        u = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={name}')}"
+        Ledger.open(u).close()
+        yield u
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
+        admin.dispose()

@@ -8,12 +8,9 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
@@ -29,26 +26,9 @@ PRIVACY = "# 隐私政策\n\n我们对生成内容添加显式标识和隐式标
 SERVICE = "# 服务协议\n\n请文明使用。\n"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        u = f"sqlite:///{tmp_path / 'ledger.db'}"
-        Ledger.open(u).close()
-        yield u
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"hegui_acli_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        u = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={name}')}"
-        Ledger.open(u).close()
-        yield u
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+@pytest.fixture()
+def url(migrated_ledger_url: str) -> str:
+    return migrated_ledger_url
 
 
 def run(*args: str) -> object:

@@ -15,10 +15,8 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner
 
@@ -64,26 +62,9 @@ class Receiver:
         self.server.server_close()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        u = f"sqlite:///{tmp_path / 'ledger.db'}"
-        Ledger.open(u).close()
-        yield u
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"hegui_ccli_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        u = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={name}')}"
-        Ledger.open(u).close()
-        yield u
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+@pytest.fixture()
+def url(migrated_ledger_url: str) -> str:
+    return migrated_ledger_url
 
 
 @pytest.fixture()

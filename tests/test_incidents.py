@@ -10,11 +10,9 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import httpx
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from gateway_support import (
@@ -237,26 +235,9 @@ def test_the_api_refuses_bad_requests_clearly(api: tuple[httpx.Client, Ledger]) 
 
 # -- the CLI ------------------------------------------------------------------------------------------
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        u = f"sqlite:///{tmp_path / 'ledger.db'}"
-        Ledger.open(u).close()
-        yield u
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"hegui_icli_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        u = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={name}')}"
-        Ledger.open(u).close()
-        yield u
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+@pytest.fixture()
+def url(migrated_ledger_url: str) -> str:
+    return migrated_ledger_url
 
 
 def ok(*args: str) -> str:

@@ -4,15 +4,11 @@ or asked twice), list (table and JSON), disable, totp; user errors are one line 
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pyotp
 import pytest
-import sqlalchemy as sa
 from typer.testing import CliRunner
 
 from hegui.cli import app
@@ -25,26 +21,9 @@ runner = CliRunner()
 PASSWORD = "a long enough password"
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        u = f"sqlite:///{tmp_path / 'ledger.db'}"
-        Ledger.open(u).close()
-        yield u
-        return
-    base = request.getfixturevalue("postgres_url")
-    name = f"hegui_scli_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(base)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{name}"')
-    try:
-        u = f"{base}{'&' if '?' in base else '?'}options={quote(f'-csearch_path={name}')}"
-        Ledger.open(u).close()
-        yield u
-    finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{name}" CASCADE')
-        admin.dispose()
+@pytest.fixture()
+def url(migrated_ledger_url: str) -> str:
+    return migrated_ledger_url
 
 
 def ok(*args: str, input: str | None = None) -> str:
