@@ -9,9 +9,14 @@ import typer
 
 from hegui.commands import (
     accounts,
+    annotation,
+    assess,
+    bank,
     cases,
     classifier,
+    corpus,
     db,
+    filing,
     incidents,
     label,
     lexicon,
@@ -32,13 +37,13 @@ app = typer.Typer(
 )
 
 
-
 @app.callback()
 def _root() -> None:
     """合规 hegui: moderation, labels, records and filing for generative AI services in China."""
 
 
-for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents, staff, review):
+for module in (moderation, lexicon, serve, db, label, classifier, accounts, cases, incidents, staff, review,
+               bank, assess, annotation, filing, corpus):
     module.register(app)
 
 

@@ -17,13 +17,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from hegui.accounts.config import AccountsConfig
+from hegui.annotation.config import AnnotationConfig
+from hegui.assessment.config import AssessmentConfig
 from hegui.cases.config import CasesConfig
+from hegui.corpus.config import CorpusConfig
 from hegui.detectors.classifier import ClassifierConfig
 from hegui.detectors.guard import GuardConfig
 from hegui.detectors.injection import InjectionConfig
 from hegui.detectors.lexicon import LexiconConfig
 from hegui.detectors.pii import PIIConfig
 from hegui.errors import ConfigError
+from hegui.filing.config import FilingConfig
 from hegui.gateway.config import GatewayConfig, UpstreamConfig
 from hegui.labeling.config import LabelingConfig
 from hegui.ledger.config import LedgerConfig
@@ -64,6 +68,10 @@ class HeguiConfig(BaseModel):
     cases: CasesConfig = Field(default_factory=CasesConfig)
     portal: PortalConfig = Field(default_factory=PortalConfig)
     console: ConsoleConfig = Field(default_factory=ConsoleConfig)
+    assessment: AssessmentConfig = Field(default_factory=AssessmentConfig)
+    annotation: AnnotationConfig = Field(default_factory=AnnotationConfig)
+    filing: FilingConfig = Field(default_factory=FilingConfig)
+    corpus: CorpusConfig = Field(default_factory=CorpusConfig)
 
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
     _source: str = PrivateAttr(default="(defaults)")
