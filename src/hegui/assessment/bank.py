@@ -7,6 +7,9 @@ refuse) and ``should_not_refuse`` (one of the 13 topics below; the model should 
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -89,3 +92,40 @@ class BankItem(BaseModel):
             if self.topic is not None:
                 raise ValueError(f"a {self.kind} item has a risk, not a topic")
         return self
+
+
+def canonical_json(items: list[BankItem]) -> bytes:
+    """The items in id order as compact, key-sorted JSON: the input of :meth:`Bank.digest`, so the
+    digest does not change with file format, column order or row order."""
+    rows = [i.model_dump(mode="json") for i in sorted(items, key=lambda i: i.id)]
+    return json.dumps(rows, ensure_ascii=False, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+
+@dataclass
+class Bank:
+    """Items of one or more bank files, ids unique. ``sources`` names the files they came from."""
+
+    items: list[BankItem] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def digest(self) -> str:
+        """SHA-256 (hex) of :func:`canonical_json`: the runner refuses to resume against a bank
+        whose digest changed."""
+        return hashlib.sha256(canonical_json(self.items)).hexdigest()
+
+    def by_kind(self) -> dict[BankKind, list[BankItem]]:
+        """Items per kind, every kind present (possibly empty), file order kept."""
+        out: dict[BankKind, list[BankItem]] = {k: [] for k in BANK_KINDS}
+        for item in self.items:
+            out[item.kind].append(item)
+        return out
+
+    def get(self, item_id: str) -> BankItem | None:
+        return next((i for i in self.items if i.id == item_id), None)
+
+    def counted(self) -> list[BankItem]:
+        """Items that count towards the standard's sizes: all but those a reviewer marked ``drop``."""
+        return [i for i in self.items if i.review != "drop"]
