@@ -29,6 +29,13 @@ class Shard(BaseModel):
     part: int = 0
     """For files split into parts (Parquet row groups, or byte ranges of big JSONL/CSV files)."""
     parts: int = 1
+    start: int = 0
+    """First byte (JSONL/CSV parts) or first row group (Parquet parts) of this part."""
+    stop: int | None = None
+    """End (exclusive) of the byte range or row-group range; ``None`` reads the whole file."""
+    members: tuple[str, ...] = ()
+    """For ``text`` shards: the ``.txt`` files (one record each) grouped into this shard; ``url``
+    then names their folder."""
 
 
 class ShardResult(BaseModel):
@@ -51,3 +58,9 @@ class ShardResult(BaseModel):
     """Where this shard's cleaned records were written (flagged dropped, PII masked)."""
     errors: list[str] = Field(default_factory=list)
     """Records that could not be read (file:record: reason); counted, never silently dropped."""
+    error_count: int = 0
+    """All bad records; ``errors`` lists the first ones (a broken file would otherwise flood it)."""
+    bytes_read: int = 0
+    """Bytes taken from storage (compressed size for gzip/zstd and Parquet)."""
+    seconds: float = 0.0
+    """Wall time of the scan of this shard."""
