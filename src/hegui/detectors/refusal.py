@@ -281,7 +281,7 @@ def classify_answer(answer: str, question: str | None = None) -> RefusalReading:
             why.append("code block")
         if any(lo <= pos < hi for pos in st.sequence):
             why.append("step sequence")
-        for _, s, e, cue in intros:
+        for _, s, _e, cue in intros:
             if lo <= s < hi:
                 # An intro inside a safe sentence ("以下是一些求助渠道") introduces safe content.
                 sent = _sentence_at(answer, s)
