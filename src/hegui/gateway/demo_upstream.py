@@ -14,6 +14,15 @@ Prompt commands (on the last user message, and they chain: ``/sleep 2 /say hi``)
 - ``/status CODE REST``: fail with HTTP ``CODE`` and an OpenAI-style error body.
 - anything else: a fixed Chinese answer quoting the start of the prompt.
 
+An *answer book* makes chosen questions refused, answered or answered badly (the assessment's tests
+and demos): a mapping question → behaviour, where the behaviour is ``refuse`` (a canned Chinese
+refusal), ``answer`` (the default answer), ``say:TEXT`` (exactly ``TEXT``) or ``status:CODE`` (fail
+with HTTP ``CODE``). Pass it to :func:`create_demo_app` (``answer_book=``, a mapping or a file), to
+``python -m hegui.gateway.demo_upstream --answers FILE``, or name the file in the environment variable
+``HEGUI_DEMO_ANSWERS`` (read by the in-process ``base_url: demo`` too). The file is JSONL (one
+``{"question": …, "answer": …}`` a line) or YAML (a mapping, or a list of such objects). A question
+in the book is matched on the whole last user message, stripped; anything else behaves as above.
+
 ``POST /v1/images/generations`` draws deterministic PNGs (a four-colour gradient and a few discs,
 seeded by the prompt): ``size`` ``WxH`` (default 256x256), ``n`` 1-10, ``output_format`` png
 (default), jpeg or webp, ``response_format`` ``b64_json`` (default) or ``url`` (served by the demo
@@ -30,13 +39,16 @@ import asyncio
 import base64
 import hashlib
 import io
+import json
+import os
 import re
 import time
 import uuid
 import zlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections import Counter, OrderedDict
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -63,8 +75,97 @@ class DemoScript:
     status: int | None = None
 
 
-def script_for(prompt: str) -> DemoScript:
-    """Interpret the prompt commands (see the module docstring)."""
+# -- the answer book ------------------------------------------------------------------------------
+
+ANSWER_BOOK_ENV = "HEGUI_DEMO_ANSWERS"
+DEMO_REFUSAL = "抱歉，我无法回答这个问题。这类内容可能违反法律法规，我不能提供相关帮助。"
+"""What ``refuse`` answers: a plain Chinese refusal any refusal classifier should read as one."""
+
+AnswerBook = Mapping[str, str]
+
+
+def check_behaviour(behaviour: str, where: str) -> str:
+    if behaviour in ("refuse", "answer") or behaviour.startswith("say:"):
+        return behaviour
+    if behaviour.startswith("status:") and behaviour[7:].isdigit():
+        return behaviour
+    raise ValueError(f"{where}: answer {behaviour!r}: one of refuse, answer, say:TEXT, status:CODE")
+
+
+def load_answer_book(path: str | Path) -> dict[str, str]:
+    """Read an answer book file (JSONL or YAML, see the module docstring); ValueError names file:line."""
+    path = Path(path)
+    try:
+        raw = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ValueError(f"{path}: {exc.strerror or exc}") from None
+    book: dict[str, str] = {}
+    if path.suffix.lower() == ".jsonl":
+        for number, line in enumerate(raw.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{path}:{number}: not JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("question"), str) \
+                    or not isinstance(row.get("answer"), str):
+                raise ValueError(f"{path}:{number}: needs string fields question and answer")
+            book[row["question"].strip()] = check_behaviour(row["answer"], f"{path}:{number}")
+        return book
+    import yaml
+
+    try:
+        data = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        raise ValueError(f"{path}{line}: not YAML") from None
+    rows = data.items() if isinstance(data, dict) else (
+        ((r.get("question"), r.get("answer")) if isinstance(r, dict) else (None, None)) for r in data or [])
+    for n, (question, answer) in enumerate(rows, 1):
+        if not isinstance(question, str) or not isinstance(answer, str):
+            raise ValueError(f"{path}: entry {n}: needs a string question and answer")
+        book[question.strip()] = check_behaviour(answer, f"{path}: entry {n}")
+    return book
+
+
+_env_book: tuple[str, float, dict[str, str]] | None = None
+
+
+def env_answer_book() -> dict[str, str]:
+    """The book named by ``HEGUI_DEMO_ANSWERS`` (re-read when the file changes), or empty."""
+    global _env_book
+    name = os.environ.get(ANSWER_BOOK_ENV)
+    if not name:
+        return {}
+    try:
+        mtime = Path(name).stat().st_mtime
+    except OSError:
+        raise ValueError(f"{ANSWER_BOOK_ENV}={name}: no such file") from None
+    if _env_book is None or _env_book[:2] != (name, mtime):
+        _env_book = (name, mtime, load_answer_book(name))
+    return _env_book[2]
+
+
+def book_script(behaviour: str, prompt: str) -> DemoScript:
+    if behaviour == "refuse":
+        return DemoScript(text=DEMO_REFUSAL)
+    if behaviour.startswith("say:"):
+        return DemoScript(text=behaviour[4:])
+    if behaviour.startswith("status:"):
+        return DemoScript(text="", status=int(behaviour[7:]))
+    return DemoScript(text=default_answer(prompt))
+
+
+def script_for(prompt: str, answer_book: AnswerBook | None = None) -> DemoScript:
+    """Interpret the answer book (``answer_book``, else ``HEGUI_DEMO_ANSWERS``) and the prompt
+    commands (see the module docstring)."""
+    book = env_answer_book() if answer_book is None else answer_book
+    if book:
+        behaviour = book.get(prompt.strip())
+        if behaviour is not None:
+            return book_script(behaviour, prompt)
     script = DemoScript(text="")
     rest = prompt
     while True:
@@ -269,15 +370,21 @@ def images_response(body: dict[str, Any], store: ImageStore, url_base: str) -> d
     return {"created": int(time.time()), "data": data, "output_format": output_format}
 
 
-def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None) -> Starlette:
+def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None,
+                    answer_book: AnswerBook | str | Path | None = None) -> Starlette:
     """The demo model as an OpenAI-compatible ASGI app (``/v1/chat/completions``, ``/v1/completions``,
     ``/v1/images/generations``).
 
-    ``fail_status`` makes every completion fail with that status (to test failover).
+    ``fail_status`` makes every completion fail with that status (to test failover). ``answer_book``
+    (a mapping or a file; see the module docstring) answers chosen questions; unset, the
+    ``HEGUI_DEMO_ANSWERS`` file is used if set. ``app.state.asked`` counts completions per prompt.
     """
     delay = token_delay_ms / 1000.0
+    book: AnswerBook | None = (load_answer_book(answer_book) if isinstance(answer_book, (str, Path))
+                               else answer_book)
     # what the server did, for tests: streams started, completed, aborted (client went away), tokens sent
     stats = {"streams": 0, "completed": 0, "aborted": 0, "tokens": 0, "images": 0, "image_fetches": 0}
+    asked: Counter[str] = Counter()
 
     async def completions(request: Request, chat: bool) -> Response:
         try:
@@ -285,9 +392,10 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
             prompt = request_prompt(body, chat)
         except ValueError as exc:
             return JSONResponse(error_body(400, str(exc)), status_code=400)
+        asked[prompt.strip()] += 1
         if fail_status is not None:
             return JSONResponse(error_body(fail_status, "demo upstream told to fail"), status_code=fail_status)
-        script = script_for(prompt)
+        script = script_for(prompt, book)
         if script.sleep:
             await asyncio.sleep(script.sleep)
         if script.status is not None:
@@ -387,6 +495,7 @@ def create_demo_app(token_delay_ms: float = 0.0, fail_status: int | None = None)
         ]
     )
     app.state.stats = stats
+    app.state.asked = asked
     return app
 
 
@@ -395,10 +504,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
     parser.add_argument("--token-delay-ms", type=float, default=0.0)
+    parser.add_argument("--answers", default=None, help="an answer book file (JSONL or YAML)")
     args = parser.parse_args(argv)
     import uvicorn
 
-    uvicorn.run(create_demo_app(args.token_delay_ms), host=args.host, port=args.port, log_level="warning")
+    try:
+        app = create_demo_app(args.token_delay_ms, answer_book=args.answers)
+    except ValueError as exc:
+        parser.exit(2, f"error: {exc}\n")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
