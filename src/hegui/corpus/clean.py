@@ -9,6 +9,7 @@ share a schema (use JSONL to keep every field).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,10 @@ def safe_name(name: str) -> str:
 
 
 def cleaned_path(out_dir: str | Path, source: str, shard_id: str, fmt: CleanedFormat) -> Path:
-    return Path(out_dir) / "cleaned" / safe_name(source) / f"{safe_name(shard_id)}.{fmt}"
+    """``OUT/cleaned/<source>/<shard_id>.<fmt>``, the id made file-safe plus a short digest of it, so
+    two ids that make the same safe name (``a/b`` and ``a_b``) still get two files."""
+    digest = hashlib.blake2b(shard_id.encode("utf-8"), digest_size=4).hexdigest()
+    return Path(out_dir) / "cleaned" / safe_name(source) / f"{safe_name(shard_id)}-{digest}.{fmt}"
 
 
 class CleanedWriter:

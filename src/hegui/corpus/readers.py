@@ -110,11 +110,16 @@ class ShardReader:
 
     def __init__(self, shard: Shard, display: str | None = None) -> None:
         self.shard = shard
-        self.display = display or shard.url
+        self.display = display or shard.name or shard.url
         self._counters: list[CountingReader] = []
+        self._consumed: int | None = None
 
     @property
     def bytes_read(self) -> int:
+        """Bytes this shard covers: for a byte-range part, the bytes of its lines (the buffer reads
+        ahead past the part's end, which the next part counts); else what came from storage."""
+        if self._consumed is not None:
+            return self._consumed
         return sum(c.count for c in self._counters)
 
     def _open(self, url: str) -> tuple[Any, CountingReader]:
@@ -172,12 +177,14 @@ class ShardReader:
                 pos += len(chunk)
                 if not chunk or chunk.endswith(b"\n"):
                     break
+        first = pos
         while pos < stop:
             line, size = _read_line(stream)
             if not size:
-                return
+                break
             yield f"{self.display}:@{pos}", line
             pos += size
+        self._consumed = pos - first
 
     def _jsonl(self) -> Iterator[Item]:
         field = self.shard.text_field
@@ -285,8 +292,8 @@ class ShardReader:
 
     def _text(self) -> Iterator[Item]:
         s = self.shard
-        for member in s.members or (s.url,):
-            display = member if s.members else self.display
+        names = s.member_names if len(s.member_names) == len(s.members) else s.members
+        for member, display in zip(s.members, names, strict=True) if s.members else ((s.url, self.display),):
             fobj, counter = self._open(member)
             try:
                 stream = _decompressed(io.BufferedReader(counter, READ_BUFFER), s.compression)

@@ -36,6 +36,11 @@ class Shard(BaseModel):
     members: tuple[str, ...] = ()
     """For ``text`` shards: the ``.txt`` files (one record each) grouped into this shard; ``url``
     then names their folder."""
+    name: str | None = None
+    """How record keys and errors name the file: its path relative to the source's location, so
+    keys (and so the samples) survive moving the corpus; unset: the url."""
+    member_names: tuple[str, ...] = ()
+    """Names of ``members`` in record keys, as ``name`` is for ``url``."""
 
 
 class ShardResult(BaseModel):
