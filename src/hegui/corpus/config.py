@@ -38,7 +38,7 @@ class CorpusConfig(BaseModel):
     """Confidence of the Wilson intervals behind every verdict."""
     seed: str = "hegui"
     """Seed of the hash that draws both samples: the same seed draws the same records on any engine."""
-    excerpt_chars: int = Field(default=200, ge=10)
+    excerpt_chars: int = Field(default=300, ge=10)
     """Length of the (PII-masked) excerpts in the manual sample."""
     cleaned_format: Literal["jsonl", "parquet"] = "jsonl"
     """Format of the cleaned copy (flagged records dropped, PII masked)."""

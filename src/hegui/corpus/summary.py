@@ -53,3 +53,11 @@ class AuditSummary(BaseModel):
     manual: CheckResult
     outputs: dict[str, str] = Field(default_factory=dict)
     """Paths of the cleaned copy, the manual sample, the report (HTML/PDF)."""
+    shards: int = 0
+    """Shards scanned (files, or parts of big files)."""
+    chars: int = 0
+    """Characters of text scanned."""
+    record_errors: int = 0
+    """Records that could not be read (counted, never silently dropped)."""
+    errors: list[str] = Field(default_factory=list)
+    """The first of those (``file:line: reason``); every one is in the shard results."""
