@@ -48,7 +48,7 @@ def write_corpus(root: Path) -> dict[str, list[Path]]:
 def standin_plan(files: dict[str, list[Path]]) -> Callable[[Path], Plan]:
     """Planning as the registry would do it (one shard a file), so the audit's own logic is tested
     independently of the registry's format."""
-    def plan(_: Path) -> Plan:
+    def plan(_: Path, min_shards: int = 0) -> Plan:
         shards = [Shard(shard_id=f"{src}-{i}", source=src, url=str(p), format="jsonl")
                   for src, paths in files.items() for i, p in enumerate(paths)]
         stamps = {s.url: audit._file_stamp(s.url) for s in shards}
@@ -167,7 +167,7 @@ def test_a_resume_over_changed_settings_or_sources_refuses(tmp_path: Path, corpu
     out = tmp_path / "out"
     with LocalEngine(workers=2) as engine:
         run(out, engine)
-        with pytest.raises(AuditError, match="other settings.*--restart"):
+        with pytest.raises(AuditError, match=r"other settings.*--restart"):
             run(out, engine, CorpusConfig(manual_sample_size=50, seed="other"))
         changed = corpus["edge-books"][0]
         changed.write_text(changed.read_text(encoding="utf-8") + json.dumps({"text": HARMFUL}) + "\n",
@@ -189,9 +189,8 @@ def test_local_and_dask_engines_give_the_same_summary(tmp_path: Path, corpus: di
 
 
 def test_the_report_shows_every_source_and_decision(tmp_path: Path, corpus: dict[str, list[Path]]) -> None:
-    from hegui.corpus.report import render_html, write_audit_report
-
     from hegui.cases.report import find_font
+    from hegui.corpus.report import render_html, write_audit_report
 
     try:
         font = find_font(None)

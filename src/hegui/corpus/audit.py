@@ -124,24 +124,24 @@ class Plan:
     stamps: dict[str, tuple[int | None, str | None]] = field(default_factory=dict)
 
 
-def plan_audit(sources_file: Path) -> Plan:
-    """Load and check the registry, plan the shards, stamp their files."""
+def plan_audit(sources_file: Path, min_shards: int = 0) -> Plan:
+    """Load and check the registry, plan the shards (at least ``min_shards`` when files can be
+    split, so every worker has work), stamp their files."""
     from hegui.corpus.sources import check_sources, load_sources, plan_shards
 
     sources = load_sources(sources_file)
     problems: dict[str, list[str]] = {}
     for p in check_sources(sources):
-        name = getattr(p, "source", None) or ""
-        problems.setdefault(name, []).append(str(getattr(p, "message", p)))
-    shards = plan_shards(sources)
+        if p.source:
+            problems.setdefault(p.source, []).append(f"{p.severity}: {p.message}")
+    shards = plan_shards(sources, min_shards=min_shards)
     ids = Counter(s.shard_id for s in shards)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
         raise AuditError(f"{sources_file}: two shards have the same id {dup[0]!r} (two sources share a file?)")
     stamps = {url: _file_stamp(url) for url in {s.url for s in shards}}
     total = sum(size or 0 for size, _ in stamps.values())
-    types = {s.name: str(getattr(s.type, "value", s.type)) for s in sources}
-    return Plan(shards, types, problems, total, stamps)
+    return Plan(shards, {s.name: s.type for s in sources}, problems, total, stamps)
 
 
 def build_scan_settings(out: Path, corpus: CorpusConfig, config_path: Path | None) -> Any:
@@ -344,16 +344,11 @@ def import_manual(out: Path, file: Path, corpus: CorpusConfig) -> AuditSummary:
 
     summary = load_summary(out)
     sample = read_manual_sample(out)
-    result = review.import_review(file, sample)
-    reviewed = int(result.reviewed)
-    passed = int(result.passed)
-    outcome, low, high = judge_rate(passed, reviewed, corpus.manual_pass_threshold, ">=", corpus.confidence)
-    if reviewed < summary.manual.required:
-        outcome = "NOT PROVEN"
-    summary.manual = CheckResult(name="manual", sampled=reviewed, required=summary.manual.required, passed=passed,
-                                 rate=passed / reviewed if reviewed else None, ci_low=low if reviewed else None,
-                                 ci_high=high if reviewed else None, threshold=corpus.manual_pass_threshold,
-                                 verdict=outcome)
+    r = review.import_review(file, sample, threshold=corpus.manual_pass_threshold,
+                             required=summary.manual.required, confidence=corpus.confidence)
+    summary.manual = CheckResult(name="manual", sampled=r.reviewed, required=summary.manual.required,
+                                 passed=r.passed, rate=r.rate, ci_low=r.ci_low, ci_high=r.ci_high,
+                                 threshold=r.threshold, verdict=r.outcome)
     summary.outputs["manual_review"] = str(file)
     save_summary(out, summary)
     return summary
@@ -373,7 +368,7 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
     out.mkdir(parents=True, exist_ok=True)
     if restart:
         _reset(out)
-    plan = plan_audit(sources_file)
+    plan = plan_audit(sources_file, min_shards=2 * engine.workers)
     settings_json = json.loads(settings.model_dump_json()) if hasattr(settings, "model_dump_json") else settings
     # the output folder is not a scan setting: moving OUT and resuming there must work
     digest_input = {k: v for k, v in dict(settings_json).items() if k not in ("out_dir", "output_dir", "out")}
@@ -448,7 +443,7 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
         from hegui.corpus.report import write_audit_report
 
         font = Path(corpus.report_font) if corpus.report_font else None
-        paths = write_audit_report(out, summary, font)
+        paths = write_audit_report(out, summary, font, corpus.source_threshold)
         summary.outputs.update(paths)
         save_summary(out, summary)
     return summary
