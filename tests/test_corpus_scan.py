@@ -242,7 +242,7 @@ def test_truncated_stream_keeps_what_was_read(tmp_path: Path, moderation: dict[s
 
 
 def test_missing_file_is_a_user_error(tmp_path: Path, moderation: dict[str, object]) -> None:
-    with pytest.raises(UserError, match="nope.jsonl: cannot read"):
+    with pytest.raises(UserError, match=r"nope\.jsonl: cannot read"):
         scan_shard(Shard(shard_id="x", source="src", url=str(tmp_path / "nope.jsonl"), format="jsonl"),
                    settings(moderation))
 
