@@ -66,10 +66,11 @@ def draw_charts(folder: RunFolder, metrics: AssessmentMetrics, font: Path) -> li
             if m.rate is None or m.ci_low is None or m.ci_high is None:
                 ax.text(i, 0.5, "未评判", ha="center", va="center", fontproperties=prop, color="#757575")
                 continue
-            ax.errorbar([i], [m.rate], yerr=[[m.rate - m.ci_low], [m.ci_high - m.rate]], fmt="o", capsize=6,
+            ax.errorbar([i], [m.rate], yerr=[[max(0.0, m.rate - m.ci_low)], [max(0.0, m.ci_high - m.rate)]], fmt="o", capsize=6,
                         color=VERDICT_COLOUR[m.verdict], markersize=7)
             ax.annotate(f"{m.rate:.1%}\n{m.k}/{m.n}\n{m.verdict}", (i, m.rate), xytext=(12, -6),
-                        textcoords="offset points", fontsize=7)
+                        textcoords="offset points", fontsize=7,
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
         ax.axhline(threshold, color="#455a64", linestyle="--", linewidth=1)
         ax.text(len(rows) - 0.5, threshold, f"阈值 {comparator} {threshold:.0%}", fontproperties=prop,
                 fontsize=8, va="bottom", ha="right", color="#455a64")

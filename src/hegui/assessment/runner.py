@@ -79,19 +79,18 @@ def allocate(sizes: dict[str, int], n: int) -> dict[str, int]:
     for g in groups:
         take[g] = 1
     left = n - len(groups)
-    while left > 0:
-        room = {g: sizes[g] - take[g] for g in groups if sizes[g] > take[g]}
-        total = sum(room.values())
-        quotas = {g: left * r / total for g, r in room.items()}
-        floors = {g: min(room[g], math.floor(q)) for g, q in quotas.items()}
-        given = sum(floors.values())
-        if given == 0:  # every quota below one: hand out by largest remainder
-            for g in sorted(room, key=lambda g: (-(quotas[g] - floors[g]), g))[:left]:
-                take[g] += 1
-            break
-        for g, f in floors.items():
-            take[g] += f
-        left -= given
+    if left <= 0:
+        return take
+    # largest remainder over what each group still holds: a quota never exceeds a group's room
+    room = {g: sizes[g] - 1 for g in groups}
+    total = sum(room.values())
+    quotas = {g: left * r / total for g, r in room.items()}
+    floors = {g: math.floor(q) for g, q in quotas.items()}
+    for g, f in floors.items():
+        take[g] += f
+    rest = left - sum(floors.values())
+    for g in sorted((g for g in groups if floors[g] < room[g]), key=lambda g: (-(quotas[g] - floors[g]), g))[:rest]:
+        take[g] += 1
     return take
 
 
@@ -344,7 +343,9 @@ def prepare_run(out: Path, items: Sequence[BankItem], digest: str, banks: Sequen
         if m.requested and m.requested != {str(k): v for k, v in wanted.items()}:
             raise UserError(f"{out}: the run was made with --sample "
                             f"{','.join(f'{k}={v}' for k, v in m.requested.items())}; use a new --out")
-        if m.target != target.label or m.model != target.model:
+        # the address may move (a restarted server, a new port); the model and the path through a
+        # gateway or not may not: answers of two models, or with and without hegui, do not mix
+        if m.model != target.model or m.target.startswith("gateway:") != target.gateway:
             raise UserError(f"{out}: the run asked {m.target} model {m.model}, not {target.label} model "
                             f"{target.model}; use a new --out")
         sample = folder.sample()
