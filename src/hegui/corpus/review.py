@@ -14,6 +14,7 @@ import csv
 import io
 import os
 import tempfile
+import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -141,7 +142,7 @@ def _rows(path: Path) -> Iterator[tuple[int, list[Any]]]:
         wb = load_workbook(path, read_only=True, data_only=True)
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
-    except (OSError, InvalidFileException, KeyError, ValueError) as exc:
+    except (OSError, InvalidFileException, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})") from None
     try:
         ws = wb[SHEET] if SHEET in wb.sheetnames else wb.worksheets[0]
