@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 import yaml
-from gateway_support import TEST_KEY, add_test_keys, ledger_for, make_moderator, serve, write_config
 from typer.testing import CliRunner
 
+from gateway_support import TEST_KEY, add_test_keys, ledger_for, make_moderator, serve, write_config
 from hegui.assessment.bank import BankItem
 from hegui.assessment.bank_io import load_banks
 from hegui.assessment.results import AnswerRecord, RunFolder
