@@ -190,7 +190,7 @@ def _item_from_row(row: _Row, has_id_column: bool) -> BankItem:
             name = str(loc[0])
         else:  # the model-level check names its field first ("risk 'A5a': …", "a should_not_refuse item …")
             name = next((col for col in ("risk", "topic") if col in msg.split(":")[0]), "row")
-        raise ValueError(f"{name}: {msg}") from None
+        raise ValueError(f"{name}: {msg.removeprefix(f'{name} ')}") from None
 
 
 # --- readers: each yields (_Row, has_id_column) -------------------------------------------------
