@@ -256,3 +256,24 @@ def test_settings_and_results_pickle_and_the_moderator_is_built_once(moderation:
     assert pickle.loads(pickle.dumps(r)) == r
     with pytest.raises(UserError, match="not both"):
         moderator_for(ScanSettings(config_path="x.yaml", moderation=moderation))
+
+
+def test_config_path_resolves_lexicon_files_against_its_folder(tmp_path: Path) -> None:
+    (tmp_path / "words.txt").write_text(A1H_WORD + "\n", encoding="utf-8")
+    (tmp_path / "hegui.yaml").write_text(
+        "lexicon:\n  builtin: false\n  files:\n    - {path: words.txt, risk: A1h}\n"
+        "classifier: {enabled: false}\n", encoding="utf-8")
+    p = tmp_path / "c.jsonl"
+    p.write_text(json.dumps({"text": f"去{A1H_WORD}"}, ensure_ascii=False) + "\n" + '{"text": "好"}\n',
+                 encoding="utf-8")
+    r = scan_shard(Shard(shard_id="x", source="src", url=str(p), format="jsonl"),
+                   ScanSettings(config_path=str(tmp_path / "hegui.yaml")))
+    assert (r.records, r.flagged, r.by_risk) == (2, 1, {"A1h": 1})
+
+
+def test_unknown_skipped_detector_is_named(moderation: dict[str, object]) -> None:
+    with pytest.raises(UserError, match="skip_detectors: unknown detector 'lexcon'"):
+        moderator_for(ScanSettings(moderation=moderation, skip_detectors=("lexcon",)))
+    names = [d.name for d in moderator_for(ScanSettings(moderation={}, skip_detectors=())).detectors]
+    assert "injection" in names
+    assert "injection" not in [d.name for d in moderator_for(ScanSettings(moderation={})).detectors]
