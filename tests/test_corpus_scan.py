@@ -8,6 +8,7 @@ import gzip
 import io
 import json
 import pickle
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -34,7 +35,19 @@ def resident_id(i: int) -> str:
     return body + check
 
 
-def planted() -> tuple[list[str], dict[str, object]]:
+@dataclass
+class Expected:
+    records: int
+    flagged: int
+    by_risk: dict[str, int]
+    pii: dict[str, int]
+    ids: list[str]
+    chars: int
+    both: int
+    """Records with a refused word and an ID number (dropped from the cleaned copy, PII counted)."""
+
+
+def planted() -> tuple[list[str], Expected]:
     """Texts with known content and the counts a scan must find (computed here, by construction)."""
     texts: list[str] = []
     ids: list[str] = []
@@ -61,14 +74,15 @@ def planted() -> tuple[list[str], dict[str, object]]:
         else:
             texts.append(f"今天的天气很好，我们去公园散步。第{i}条")
             n["clean"] += 1
-    expected = {
-        "records": len(texts),
-        "flagged": n["a1h"] + n["a1a"] + n["both"],
-        "by_risk": {"A1a": n["a1a"], "A1h": n["a1h"] + n["both"]},
-        "pii": {"CN_RESIDENT_ID": n["id"] + n["both"]},
-        "ids": ids,
-        "chars": sum(len(t) for t in texts),
-    }
+    expected = Expected(
+        records=len(texts),
+        flagged=n["a1h"] + n["a1a"] + n["both"],
+        by_risk={"A1a": n["a1a"], "A1h": n["a1h"] + n["both"]},
+        pii={"CN_RESIDENT_ID": n["id"] + n["both"]},
+        ids=ids,
+        chars=sum(len(t) for t in texts),
+        both=n["both"],
+    )
     return texts, expected
 
 
@@ -133,20 +147,19 @@ def test_scan_counts_risks_pii_and_cleans(tmp_path: Path, moderation: dict[str, 
     shard = write_corpus(tmp_path / "in", texts, fmt)
     cleaned_format = "parquet" if fmt == "parquet" else "jsonl"
     r = scan_shard(shard, settings(moderation, output_dir=str(tmp_path / "out"), cleaned_format=cleaned_format))
-    assert (r.records, r.flagged, r.chars) == (exp["records"], exp["flagged"], exp["chars"])
-    assert r.by_risk == exp["by_risk"]
-    assert r.pii == exp["pii"]
+    assert (r.records, r.flagged, r.chars) == (exp.records, exp.flagged, exp.chars)
+    assert r.by_risk == exp.by_risk
+    assert r.pii == exp.pii
     assert r.error_count == 0 and r.errors == []
     assert r.bytes_read > 0
     kept = cleaned_texts(r, shard.text_field)
-    assert len(kept) == exp["records"] - exp["flagged"]  # type: ignore[operator]
+    assert len(kept) == exp.records - exp.flagged
     blob = "\n".join(kept)
     assert A1H_WORD not in blob and A1A_WORD not in blob
     assert A3A_WORD in blob  # flag-only risks stay: the policy does not refuse them
-    for planted_id in exp["ids"]:  # type: ignore[attr-defined]
+    for planted_id in exp.ids:
         assert planted_id not in blob
-    assert blob.count("[身份证号]") == exp["pii"]["CN_RESIDENT_ID"] - sum(  # type: ignore[index]
-        1 for t in texts if A1H_WORD in t and "会员" in t)
+    assert blob.count("[身份证号]") == exp.pii["CN_RESIDENT_ID"] - exp.both
     assert Path(r.cleaned_path or "").parent == tmp_path / "out" / "cleaned" / "src"
 
 
@@ -175,8 +188,8 @@ def test_automated_sample_counts(tmp_path: Path, moderation: dict[str, object]) 
     texts, exp = planted()
     shard = write_corpus(tmp_path / "in", texts, "jsonl.gz")
     everything = scan_shard(shard, settings(moderation, auto_rate=1.0))
-    assert everything.auto_sampled == exp["records"]
-    assert everything.auto_passed == exp["records"] - exp["flagged"]  # type: ignore[operator]
+    assert everything.auto_sampled == exp.records
+    assert everything.auto_passed == exp.records - exp.flagged
     tenth = scan_shard(shard, settings(moderation, auto_rate=0.1))
     # 400 records at 10%: mean 40, sd sqrt(400*0.1*0.9) = 6; five sd either side.
     assert 10 <= tenth.auto_sampled <= 70
@@ -203,7 +216,7 @@ def test_manual_candidates_are_deterministic_masked_and_merge_to_the_global_bott
                    part=i, parts=3, start=bounds[i], stop=bounds[i + 1]) for i in range(3)]
     small = [scan_shard(s, settings(moderation, manual_k=25, excerpt_chars=12)) for s in parts]
     full = [scan_shard(s, settings(moderation, manual_k=10_000, excerpt_chars=12)) for s in parts]
-    assert sum(len(r.manual_candidates) for r in full) == exp["records"]
+    assert sum(len(r.manual_candidates) for r in full) == exp.records
     everything = sorted((c for r in full for c in r.manual_candidates), key=lambda c: c["rank"])
     merged = sampling.merge_bottom_k([r.manual_candidates for r in small], k=25)
     assert [c["key"] for c in merged] == [c["key"] for c in everything[:25]]
@@ -215,7 +228,7 @@ def test_manual_candidates_are_deterministic_masked_and_merge_to_the_global_bott
     for c in everything:
         assert len(c["excerpt"]) <= 12
         assert set(c) >= {"key", "source", "excerpt", "rank"}
-        assert not any(i[:12] in c["excerpt"] for i in exp["ids"])  # type: ignore[attr-defined]
+        assert not any(i[:12] in c["excerpt"] for i in exp.ids)
 
 
 def test_bad_records_are_counted_and_listed_with_file_and_line(tmp_path: Path, moderation: dict[str, object]) -> None:
