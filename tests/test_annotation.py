@@ -9,6 +9,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -210,6 +211,13 @@ def test_overdue_recheck_lapses_and_a_failed_one_revokes(ledger: Ledger, tmp_pat
     store.revoke("ann-1", reason="left the team", actor="t")
     with pytest.raises(UserError, match="no qualification to revoke"):
         store.revoke("ann-1", reason="again", actor="t")
+    # qualifying again needs an exam passed after the revocation, not the old one
+    with pytest.raises(UserError, match="a passed exam after that"):
+        store.qualify("ann-1", roles=["annotate"], actor="t")
+    clock.at += timedelta(hours=1)
+    store.exam("ann-1", score=95, passed=True, actor="t")
+    store.qualify("ann-1", roles=["annotate"], actor="t")
+    assert store.get("ann-1").status(cfg, clock().date()) == "qualified"
 
 
 # ----------------------------------------------------------------------------------------- batches
@@ -291,7 +299,7 @@ def test_functional_sampling_size_and_determinism(ledger: Ledger, tmp_path: Path
     assert ev.data["items_sha256"] == hashlib.sha256("\n".join(chosen).encode()).hexdigest()
 
 
-def _check_file(path: Path, rows: list[dict[str, str]]) -> Path:
+def _check_file(path: Path, rows: list[dict[str, Any]]) -> Path:
     path.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in rows) + "\n", encoding="utf-8")
     return path
 
@@ -325,6 +333,11 @@ def test_errors_are_re_annotated_and_an_illegal_item_discards_the_batch(ledger: 
         {"item_id": sa_[1], "result": "re-annotated", "annotator": "ann-1", "labels": ["partially_correct"]}]),
         actor="t")
     assert (st.status, st.re_annotated, st.outstanding_errors) == ("accepted", 1, 0)
+    with ledger.engine.connect() as conn:
+        fixed = conn.execute(sa.text("select labels, annotators from annotation_tasks where batch_id = 'fa' "
+                                     "and item_id = :i"), {"i": sa_[1]}).one()
+    labels, annotators = (json.loads(v) if isinstance(v, str) else v for v in fixed)
+    assert labels == ["partially_correct"] and annotators[-1] == "ann-1"
 
     sb = batches.sample("fb", actor="t")
     st = batches.check("fb", _check_file(tmp_path / "d1.jsonl", [

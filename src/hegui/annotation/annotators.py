@@ -177,6 +177,15 @@ class AnnotatorStore:
             if state.latest_exam_passed is not True:
                 what = "no exam on record" if state.latest_exam_passed is None else "the latest exam was failed"
                 raise AnnotatorError(f"annotator {handle!r}: {what}; a passed exam is needed before qualifying")
+            revoked_at = self._get(conn, handle).revoked_at
+            if revoked_at is not None:
+                # a revoked annotator is qualified again only on an exam passed after the revocation
+                last_exam = conn.execute(sa.select(_records.c.recorded_at).where(
+                    _records.c.handle == handle, _records.c.kind == "exam", _records.c.passed)
+                    .order_by(_records.c.recorded_at.desc()).limit(1)).scalar_one_or_none()
+                if last_exam is None or last_exam <= revoked_at:
+                    raise AnnotatorError(f"annotator {handle!r} was revoked on {revoked_at:%Y-%m-%d}; "
+                                         "a passed exam after that is needed before qualifying again")
             ordered = [r for r in ROLES if r in roles]
             conn.execute(sa.update(_annotators).where(_annotators.c.handle == handle).values(
                 roles=ordered, qualified_at=now, last_check_on=now.date(), revoked_at=None, revoke_reason=None))
