@@ -21,7 +21,6 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from hegui import taxonomy
-from hegui.assessment.bank import TOPICS
 from hegui.filing.inputs import FilingInputs
 
 ClauseVerdict = Literal["符合", "不符合", "不适用", "待确认"]
@@ -35,11 +34,8 @@ SECTIONS: dict[str, str] = {
     "9": "安全评估要求",
 }
 
-# GB/T 45654 §8 sizes and §9 thresholds (spec/regulation.md §1.5, §1.6)
-BANK_MIN = {"generated": 2000, "should_refuse": 500, "should_not_refuse": 500}
-PER_GROUP_MIN = 20
-GENERATED_A12_MIN = 50
 MIN_RETENTION_DAYS = 180
+"""Six months of logs (CSL Art. 23(3)); ``ledger.retention_days`` itself cannot go below 183."""
 
 
 class ClauseResult(BaseModel):
@@ -107,7 +103,7 @@ def check_source_vetting(c: Clause, inp: FilingInputs) -> ClauseResult:
     if a is None:
         return _r(c, "待确认", reason="未提供语料审计结果", todo=AUDIT_TODO)
     files = ["语料审计/summary.json"]
-    verify = f"hegui corpus report {inp.audit_dir}" if inp.audit_dir else ""
+    verify = f"hegui corpus report {inp.audit_dir}" if inp.audit_dir and inp.audit_dir.is_dir() else ""
     if not a.sources:
         return _r(c, "不符合", files=files, reason="语料审计中没有任何来源", todo=AUDIT_TODO)
     ev = [f"{s.source}（{s.source_type}）：{s.records:,} 条，违法不良 {s.flagged:,} 条，比例 {_pct(s.rate)}"
@@ -176,12 +172,12 @@ def check_rules(c: Clause, inp: FilingInputs) -> ClauseResult:
                   reason=f"安全性标注规则未覆盖 {len(uncovered)} 项风险：{'、'.join(uncovered)}",
                   todo="补充安全性标注规则，覆盖附录 A 全部 31 项风险")
     texts = [r for r in inp.rules]
-    files = ["语料标注/annotation_summary.json", *(f"语料标注/{t.path.name}" for t in texts)]
+    files = ["语料标注/annotation_summary.json", *(f"语料标注/{t.name}" for t in texts)]
     if not texts:
         return _r(c, "待确认", evidence=[*ev, "安全性规则覆盖全部 31 项风险"], files=files,
                   reason="未附标注规则全文", todo="以 --rules FILE 附上已发布的标注规则全文")
     known = {r.sha256 for r in s.rules}
-    stray = [t.path.name for t in texts if t.sha256 not in known]
+    stray = [t.name for t in texts if t.sha256 not in known]
     if stray:
         return _r(c, "不符合", evidence=ev, files=files,
                   reason=f"所附规则全文与标注记录中的版本摘要不一致：{'、'.join(stray)}",
@@ -470,24 +466,22 @@ def _bank_check(kind: str) -> Callable[[Clause, FilingInputs], ClauseResult]:
     def check(c: Clause, inp: FilingInputs) -> ClauseResult:
         b = inp.banks
         if b is None:
-            return _r(c, "待确认", reason="未提供题库", todo="以 --bank FILE 提供题库（hegui bank check 可先自查）")
-        n = b.per_kind.get(kind, 0)
-        groups = b.per_group.get(kind, {})
-        if kind == "should_not_refuse":
-            need = {t: PER_GROUP_MIN for t in TOPICS}
-        elif kind == "should_refuse":
-            need = {code: PER_GROUP_MIN for code in taxonomy.KEYWORD_RISKS}
-        else:
-            need = {r.code: GENERATED_A12_MIN if r.code in taxonomy.KEYWORD_RISKS else PER_GROUP_MIN
-                    for r in taxonomy.CONTENT_RISKS}
-        short = [f"{g} {groups.get(g, 0)}/{m}" for g, m in need.items() if groups.get(g, 0) < m]
-        ev = [f"{n:,} 题（要求 ≥ {BANK_MIN[kind]:,}），来自 {b.source}"]
-        if n < BANK_MIN[kind] or short:
-            return _r(c, "不符合", evidence=ev + ([f"不足：{'，'.join(short)}"] if short else []),
-                      reason=f"题量不足{'或覆盖不全' if short else ''}", todo="扩充题库（hegui bank expand）",
-                      verify="hegui bank check")
+            return _r(c, "待确认", reason="未提供题库（评估运行所用题库也不在原处）",
+                      todo="以 --bank FILE 提供题库（hegui bank check 可先自查）")
+        cov = next(k for k in b.report.kinds if k.kind == kind)
+        short = [s for s in b.report.shortfalls if s.kind == kind]
+        ev = [f"{cov.total:,} 题（要求 ≥ {cov.minimum:,}），来自 {b.source}"
+              + (f"，另有 {cov.dropped} 题经审核剔除" if cov.dropped else "")]
+        if b.matches_run is True:
+            ev.append(f"与评估运行所用题库一致（SHA-256 {b.digest[:16]}…）")
+        elif b.matches_run is False:
+            ev.append("注意：与评估运行所用题库不一致（SHA-256 不同）")
+        verify = f"hegui bank check {' '.join(b.source.split(', '))}"
+        if short:
+            return _r(c, "不符合", evidence=[*ev, "不足：" + "；".join(str(s) for s in short)],
+                      reason=f"{len(short)} 项不足", todo="扩充题库（hegui bank expand）", verify=verify)
         return _r(c, "符合", evidence=[*ev, f"每个{'方面' if kind == 'should_not_refuse' else '风险'}均达到最低题数"],
-                  verify="hegui bank check")
+                  verify=verify)
     return check
 
 

@@ -22,13 +22,15 @@ def gather(cfg: HeguiConfig, *, ledger: Ledger | None, run: Path | None = None, 
     if annotation is not None:
         inp.annotation, inp.annotation_source = fi.read_annotation(annotation), str(annotation)
     elif ledger is not None:
-        summary = fi.annotation_from_ledger(ledger)
+        summary = fi.annotation_from_ledger(ledger, cfg.annotation)
         if summary is not None:
             inp.annotation, inp.annotation_source = summary, "ledger"
     if corpus_audit is not None:
         inp.audit, inp.audit_dir = fi.read_audit(corpus_audit), corpus_audit
     inp.rules = fi.read_rules(rules or [])
-    inp.banks = fi.bank_counts(banks or [])
+    if not inp.rules and ledger is not None and inp.annotation is not None:
+        inp.rules = fi.rules_from_ledger(ledger, inp.annotation)
+    inp.banks = fi.bank_info(banks or [], inp.run)
     if cfg.lexicon.enabled:
         inp.lexicon, inp.lexicon_rows = fi.lexicon_inputs(cfg)
     inp.detectors = fi.detector_summary(cfg)

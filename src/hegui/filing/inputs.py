@@ -8,9 +8,7 @@ never assumed. Files that are given but unreadable are user errors naming the fi
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -36,6 +34,8 @@ from hegui.corpus.summary import AuditSummary
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
+    from hegui.annotation.config import AnnotationConfig
+    from hegui.assessment.coverage import CoverageReport
     from hegui.config import HeguiConfig
     from hegui.detectors.lexicon import LexiconStats
     from hegui.ledger.records import VerifyReport
@@ -122,58 +122,43 @@ class RunData:
 
 
 @dataclass
-class BankCounts:
-    """Items per bank kind and per risk (or topic), for GB/T 45654 §8."""
+class BankInfo:
+    """The question banks' coverage (``hegui bank check``'s :func:`check_coverage`) for GB/T 45654 §8."""
 
     source: str
-    per_kind: dict[str, int]
-    per_group: dict[str, dict[str, int]]
-    """kind → risk code or topic → items."""
+    report: CoverageReport
+    digest: str
+    matches_run: bool | None
+    """Whether these banks are the ones the run drew from (same digest); None without a run."""
 
 
-def bank_counts(paths: list[Path]) -> BankCounts | None:
-    """Counts over the bank files: through ``hegui.assessment.bank_io`` when it is installed (any
-    format it reads), else JSONL of :class:`BankItem`."""
+def bank_info(paths: list[Path], run: RunData | None) -> BankInfo | None:
+    """Coverage of ``paths`` (``--bank``), else of the banks the run names when they are still there."""
+    from hegui.assessment.bank_io import load_banks
+    from hegui.assessment.coverage import check_coverage
+
+    if not paths and run is not None and run.manifest.banks:
+        named = [Path(b) for b in run.manifest.banks]
+        if all(p.is_file() for p in named):
+            paths = named
     if not paths:
         return None
-    items: list[BankItem] = []
-    reader = _bank_reader()
-    for p in paths:
-        if reader is not None:
-            try:
-                items.extend(reader(p))
-                continue
-            except UserError:
-                raise
-            except Exception as exc:  # a reader we do not own: name the file, keep the line short
-                raise UserError(f"--bank {p}: cannot read ({exc.__class__.__name__}: {exc})") from None
-        items.extend(read_jsonl(p, BankItem))
-    per_kind: Counter[str] = Counter(str(i.kind) for i in items)
-    per_group: dict[str, Counter[str]] = {}
-    for i in items:
-        per_group.setdefault(i.kind, Counter())[str(i.risk or i.topic)] += 1
-    return BankCounts(", ".join(str(p) for p in paths), dict(per_kind), {k: dict(v) for k, v in per_group.items()})
-
-
-def _bank_reader() -> Any:
-    try:
-        mod = importlib.import_module("hegui.assessment.bank_io")
-    except ImportError:
-        return None
-    for name in ("read_bank", "load_bank", "read_items"):
-        fn = getattr(mod, name, None)
-        if callable(fn):
-            return fn
-    return None
+    bank = load_banks(paths)
+    digest = bank.digest()
+    return BankInfo(", ".join(str(p) for p in paths), check_coverage(bank), digest,
+                    None if run is None else digest == run.manifest.bank_digest)
 
 
 @dataclass
 class RulesText:
-    """A published annotation rules document, with the digest the annotation records hold for it."""
+    """A published annotation rules document, with its digest (of the bytes as published)."""
 
-    path: Path
+    name: str
+    """File name in the package (``语料标注/NAME``)."""
     sha256: str
     text: str
+    source: str
+    """Where it came from: the file given, or ``ledger``."""
 
 
 @dataclass
@@ -212,7 +197,7 @@ class FilingInputs:
     audit_dir: Path | None = None
     lexicon: LexiconStats | None = None
     lexicon_rows: list[tuple[str, str, str]] = field(default_factory=list)
-    banks: BankCounts | None = None
+    banks: BankInfo | None = None
     rules: list[RulesText] = field(default_factory=list)
     agreements: list[Agreement] = field(default_factory=list)
     ledger: LedgerFacts | None = None
@@ -229,20 +214,32 @@ def read_annotation(path: Path) -> AnnotationSummary:
     return read_model(path, AnnotationSummary)
 
 
-def annotation_from_ledger(ledger: Ledger) -> AnnotationSummary | None:
-    """The summary from the annotation records (``hegui.annotation.report``), when that module is
-    installed and the ledger holds annotation records."""
-    try:
-        mod = importlib.import_module("hegui.annotation.report")
-    except ImportError:
-        return None
-    build = getattr(mod, "build_summary", None)
-    if not callable(build):
-        return None
-    summary = build(ledger)
-    if isinstance(summary, AnnotationSummary) and (summary.rules or summary.batches or summary.annotators.total):
-        return summary
-    return None
+def annotation_from_ledger(ledger: Ledger, cfg: AnnotationConfig | None = None) -> AnnotationSummary | None:
+    """The summary of the ledger's annotation records (``hegui annotation report``), or None when
+    it holds none at all."""
+    from hegui.annotation.report import build_summary
+
+    summary = build_summary(ledger, cfg)
+    return summary if (summary.rules or summary.batches or summary.annotators.total) else None
+
+
+def rules_from_ledger(ledger: Ledger, summary: AnnotationSummary) -> list[RulesText]:
+    """The published texts of the newest functional and safety rules the summary names."""
+    from hegui.annotation.rules import RulesError, rules_text
+
+    newest = {r.kind: r for r in sorted(summary.rules, key=lambda r: r.published_at)}
+    out = []
+    for kind in ("functional", "safety"):
+        info = newest.get(kind)
+        if info is None:
+            continue
+        try:
+            text = rules_text(ledger, info.kind, info.version)
+        except RulesError:
+            continue  # the summary came from a file and names rules this ledger does not hold
+        digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        out.append(RulesText(f"{kind}-{info.version}.md", digest, text, "ledger"))
+    return out
 
 
 def read_audit(folder: Path) -> AuditSummary:
@@ -262,7 +259,7 @@ def read_rules(paths: list[Path]) -> list[RulesText]:
             raise UserError(f"--rules {p}: no such file") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise UserError(f"--rules {p}: cannot read as UTF-8 text ({exc.__class__.__name__})") from None
-        out.append(RulesText(p, hashlib.sha256(data).hexdigest(), text))
+        out.append(RulesText(p.name, hashlib.sha256(data).hexdigest(), text, str(p)))
     return out
 
 

@@ -224,7 +224,8 @@ def build_folder(inp: FilingInputs, folder: Path, font: Path, now: datetime,
     else:
         missing.append("语料标注/annotation_summary.json: 未提供标注记录摘要（--annotation）")
     for rules in inp.rules:
-        _copy(rules.path, ann_dir / rules.path.name)
+        ann_dir.mkdir(exist_ok=True)
+        (ann_dir / rules.name).write_text(rules.text, encoding="utf-8")
     if not inp.rules:
         missing.append("语料标注规则: 未附规则全文（--rules）")
     if inp.audit is not None and inp.audit_dir is not None:
