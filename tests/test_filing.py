@@ -16,6 +16,9 @@ from typing import Any
 import docx
 import pytest
 import sqlalchemy as sa
+from openpyxl import load_workbook
+from typer.testing import CliRunner
+
 from filing_support import (
     CLASSIFIER_PASSES,
     CONFIG,
@@ -29,9 +32,6 @@ from filing_support import (
     write_rules,
     write_run,
 )
-from openpyxl import load_workbook
-from typer.testing import CliRunner
-
 from hegui.cli import app
 
 PAGES = Path("/tmp/filing-pages")
@@ -237,7 +237,7 @@ def test_algorithm_outline_and_public_display(demo: Demo, package: Path) -> None
     for h in ("一、算法情况", "（一）算法流程", "（二）数据", "（三）模型", "（四）干预策略", "（五）结果标识", "二、服务情况",
               "三、风险分析与防范措施"):
         assert h in heads, h
-    detectors = [t for t in d.tables if t.rows[0].cells[0].text == "检测器"][0]
+    detectors = next(t for t in d.tables if t.rows[0].cells[0].text == "检测器")
     assert {r.cells[0].text: r.cells[1].text for r in detectors.rows[1:]} == {
         "lexicon": "启用", "pii": "启用", "injection": "启用", "classifier": "启用", "guard": "未启用"}
     public = (package / "拟公示内容.md").read_text(encoding="utf-8")
