@@ -49,14 +49,14 @@ class DedupResult:
 
 
 def dedup_key(text: str, *, normalized: bool = True) -> str:
-    """The text two questions are compared by: hegui-normalised (or NFKC and case-folded only,
-    with ``normalized=False``), with whitespace and punctuation removed."""
-    if normalized:
-        from hegui.text import normalize
+    """The text two questions are compared by: hegui-normalised with whitespace and punctuation
+    removed, or (``normalized=False``) NFKC and case-folded with whitespace removed."""
+    if not normalized:
+        # As written: only width, case and whitespace are ignored, so an obfuscation (``毒*品``) stays.
+        return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if not ch.isspace())
+    from hegui.text import normalize
 
-        t = normalize(text).text
-    else:
-        t = unicodedata.normalize("NFKC", text).casefold()
+    t = normalize(text).text
     return "".join(ch for ch in t if unicodedata.category(ch)[0] in "LNS" and not ch.isspace())
 
 
