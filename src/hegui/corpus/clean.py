@@ -2,9 +2,9 @@
 
 Written per shard to ``OUT/cleaned/<source>/<shard_id>.jsonl`` (or ``.parquet``), through a temp file
 in the same folder renamed into place, so a crash never leaves a half-written shard that a resumed
-audit would take for finished. JSONL keeps each record's other fields (the text field replaced by
-the masked text); Parquet holds ``key`` and ``text`` columns, since records of one source need not
-share a schema (use JSONL to keep every field).
+audit would take for finished. JSONL keeps each JSONL/CSV record's other fields (the text field
+replaced by the masked text; Parquet sources are read by their text column only); Parquet holds
+``key`` and ``text`` columns, since records of one source need not share a schema.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class CleanedWriter:
         if self.fmt == "jsonl":
             obj = set_field(record.fields, self.text_field, masked_text) if record.fields is not None \
                 else {"text": masked_text}
-            self._fh.write(json.dumps(obj, ensure_ascii=False))
+            # default=str: a CSV or JSON record holds only JSON types, but a plug-in reader's
+            # record may hold dates or decimals; a cleaned copy must not fail on them.
+            self._fh.write(json.dumps(obj, ensure_ascii=False, default=str))
             self._fh.write("\n")
         else:
             self._rows.append({"key": record.key, "text": masked_text})

@@ -40,8 +40,8 @@ class Record:
     key: str
     text: str
     fields: dict[str, Any] | None = None
-    """The whole record (JSON object, CSV row, Parquet row) so the cleaned copy keeps its other
-    fields; ``None`` for text files."""
+    """The whole record (JSON object, CSV row) so the cleaned copy keeps its other fields; for
+    Parquet only the text's column is read; ``None`` for text files."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -269,7 +269,7 @@ class ShardReader:
         s = self.shard
         field = s.text_field
         column = field.split(".")[0]
-        fobj, _counter = self._open(s.url)
+        fobj, _ = self._open(s.url)
         try:
             pf = pq.ParquetFile(fobj)
             md = pf.metadata
@@ -278,13 +278,19 @@ class ShardReader:
                 yield BadRecord(f"{self.display}", f"no column {column!r} (columns: {', '.join(pf.schema_arrow.names)})")
                 return
             row = sum(md.row_group(i).num_rows for i in range(groups[0])) if groups else 0
-            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=groups):
+            # Only the text's column: corpora often carry wide columns (embeddings, HTML) the scan
+            # does not need, and Parquet can skip them on disk.
+            for batch in pf.iter_batches(batch_size=PARQUET_BATCH_ROWS, row_groups=groups, columns=[column]):
                 for obj in batch.to_pylist():
                     where = f"{self.display}:{row}"
                     row += 1
                     yield self._record(where, obj, field)
-            # pyarrow reads through its own buffers; the row groups' compressed sizes are what it took.
-            _counter.count = sum(md.row_group(i).total_byte_size for i in groups)
+            # pyarrow reads through its own buffers (and the footer); the row groups' compressed
+            # column chunks are what this part took from storage.
+            self._consumed = sum(
+                chunk.total_compressed_size
+                for chunk in (md.row_group(i).column(c) for i in groups for c in range(md.num_columns))
+                if chunk.path_in_schema.split(".")[0] == column)
         finally:
             fobj.close()
 
