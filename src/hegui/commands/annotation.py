@@ -400,18 +400,23 @@ def _print_summary(summary: object) -> None:
     a = summary.annotators
     console.print(f"Annotators: {a.total} on record, {a.qualified} qualified, {a.revoked} revoked, "
                   f"{a.recheck_overdue} re-check overdue")
+    # one "progress" column instead of six numeric ones, so the table fits an 80-column terminal
     batches = Table(title="Batches", title_justify="left")
-    for col in ("batch", "kind", "rules", "items", "sampled/reviewed", "errors", "re-annotated", "illegal",
-                "approved", "status"):
-        batches.add_column(col)
+    for col in ("batch", "kind", "rules", "items", "progress", "status"):
+        batches.add_column(col, no_wrap=col in ("kind", "items", "status"))
     for b in summary.batches:
-        batches.add_row(b.batch_id, b.kind, b.rules_version, str(b.items), str(b.sampled), str(b.errors),
-                        str(b.re_annotated), str(b.illegal_found), str(b.approved_items), b.status)
+        if b.kind == "functional":
+            progress = f"sampled {b.sampled}, errors {b.errors} (re-annotated {b.re_annotated})"
+            if b.illegal_found:
+                progress += f", illegal {b.illegal_found}"
+        else:
+            progress = f"approved {b.approved_items}/{b.items}, reviewed {b.sampled}"
+        batches.add_row(b.batch_id, b.kind, b.rules_version, str(b.items), progress, b.status)
     console.print(batches)
     if summary.problems:
         console.print("[bold]Problems[/bold]")
         for p in summary.problems:
-            console.print(f"- {p}", markup=False)
+            console.print(f"- {p}", markup=False, soft_wrap=True)
     else:
         console.print("No problems found in the records.")
 
