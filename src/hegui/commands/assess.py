@@ -18,6 +18,7 @@ from hegui.commands.db import _errors
 from hegui.errors import UserError
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from rich.progress import Progress
 
     from hegui.assessment.results import AssessmentMetrics, RunFolder
@@ -46,10 +47,12 @@ def _config(path: Path | None) -> HeguiConfig:
     return load_config(path)
 
 
-def _console(stderr: bool = True):  # type: ignore[no-untyped-def]
+def _console(stderr: bool = True) -> Console:
     from rich.console import Console
 
-    return Console(stderr=stderr, soft_wrap=True)
+    stream = sys.stderr if stderr else sys.stdout
+    # off a terminal (a pipe, a log, CliRunner) rich would squeeze the table into 80 columns
+    return Console(stderr=stderr, soft_wrap=True, width=None if stream.isatty() else 200)
 
 
 @contextmanager
