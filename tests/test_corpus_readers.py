@@ -236,3 +236,11 @@ def test_reading_a_200_mb_jsonl_stays_in_bounded_memory(tmp_path: Path) -> None:
     assert n == expected
     # Two 1 MiB buffers, a line and its parsed object: far below the file's 200 MB.
     assert peak < 8 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+def test_csv_quoted_line_breaks_keep_the_row_line_numbers(tmp_path: Path) -> None:
+    p = tmp_path / "q.csv"
+    p.write_text('id,text\n1,"两行\n的记录"\n2,单行\n', encoding="utf-8")
+    items = list(read_shard(Shard(shard_id="s", source="src", url=str(p), format="csv", name="q.csv")))
+    assert [(i.key, i.text) for i in items if isinstance(i, Record)] == [
+        ("src:q.csv:2", "两行\n的记录"), ("src:q.csv:4", "单行")]

@@ -14,6 +14,7 @@ it or in what order, so a local run, a Ray run and a resumed run pick the same r
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import heapq
 from collections.abc import Iterable
@@ -25,9 +26,16 @@ DEFAULT_MANUAL_K = 4000
 DEFAULT_AUTO_RATE = 0.10
 
 
+@functools.lru_cache(maxsize=16)
+def _seed_key(seed: str) -> bytes:
+    # blake2b keys are at most 64 bytes: hash the seed, so seeds that differ late still differ.
+    return hashlib.blake2b(seed.encode("utf-8"), digest_size=32).digest()
+
+
 def record_hash(seed: str, key: str) -> int:
-    """A 64-bit hash of ``(seed, key)``; blake2b so it is the same on every platform and Python."""
-    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=seed.encode("utf-8")[:64]).digest()
+    """A 64-bit hash of ``(seed, key)``; keyed blake2b, the same on every platform and Python
+    (unlike ``hash()``, which is salted per process)."""
+    digest = hashlib.blake2b(key.encode("utf-8"), digest_size=8, key=_seed_key(seed)).digest()
     return int.from_bytes(digest, "big")
 
 
