@@ -244,3 +244,14 @@ def test_csv_quoted_line_breaks_keep_the_row_line_numbers(tmp_path: Path) -> Non
     items = list(read_shard(Shard(shard_id="s", source="src", url=str(p), format="csv", name="q.csv")))
     assert [(i.key, i.text) for i in items if isinstance(i, Record)] == [
         ("src:q.csv:2", "两行\n的记录"), ("src:q.csv:4", "单行")]
+
+
+def test_a_broken_text_file_is_one_bad_record(tmp_path: Path) -> None:
+    good, bad = tmp_path / "a.txt.zst", tmp_path / "b.txt.zst"
+    good.write_bytes(_compress("好".encode(), "zstd"))
+    bad.write_bytes(b"\x28\xb5\x2f\xfd garbage")
+    items = list(read_shard(Shard(shard_id="s", source="src", url=str(tmp_path), format="text", compression="zstd",
+                                  members=(str(bad), str(good)), member_names=("b.txt.zst", "a.txt.zst"))))
+    assert isinstance(items[0], BadRecord) and items[0].where == "b.txt.zst"
+    assert items[0].reason.startswith("unreadable")
+    assert _texts(items) == ["好"]

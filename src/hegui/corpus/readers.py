@@ -300,15 +300,17 @@ class ShardReader:
         s = self.shard
         names = s.member_names if len(s.member_names) == len(s.members) else s.members
         for member, display in zip(s.members, names, strict=True) if s.members else ((s.url, self.display),):
-            fobj, counter = self._open(member)
+            fobj = None
             try:
+                fobj, counter = self._open(member)
                 stream = _decompressed(io.BufferedReader(counter, READ_BUFFER), s.compression)
                 data = stream.read(MAX_RECORD_BYTES + 1)
-            except (OSError, EOFError) as exc:
-                yield BadRecord(display, f"unreadable ({exc})")
+            except Exception as exc:  # one broken file (bad gzip/zstd, gone) is one bad record
+                yield BadRecord(display, f"unreadable ({exc.__class__.__name__}: {exc})")
                 continue
             finally:
-                fobj.close()
+                if fobj is not None:
+                    fobj.close()
             if len(data) > MAX_RECORD_BYTES:
                 yield BadRecord(display, f"file longer than {MAX_RECORD_BYTES} bytes")
                 continue
