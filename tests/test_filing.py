@@ -233,7 +233,7 @@ def test_zip_holds_the_same_files_with_matching_hashes(package: Path) -> None:
 
 def test_algorithm_outline_and_public_display(demo: Demo, package: Path) -> None:
     d = docx.Document(str(package / "算法安全自评估报告.docx"))
-    heads = [p.text for p in d.paragraphs if p.style.name.startswith("Heading")]
+    heads = [p.text for p in d.paragraphs if p.style is not None and str(p.style.name).startswith("Heading")]
     for h in ("一、算法情况", "（一）算法流程", "（二）数据", "（三）模型", "（四）干预策略", "（五）结果标识", "二、服务情况",
               "三、风险分析与防范措施"):
         assert h in heads, h

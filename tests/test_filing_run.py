@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import docx
-from gateway_support import serve
 from openpyxl import load_workbook
 from typer.testing import CliRunner
 
+from gateway_support import serve
 from hegui.assessment.bank_io import starter_paths
 from hegui.assessment.results import RunFolder
 from hegui.cli import app
