@@ -11,7 +11,7 @@ A rules file is YAML, or Markdown with YAML front matter:
 
 Safety rules must give a criterion for every one of the 31 risks; publishing ones that miss some is
 refused, naming the missing codes, unless ``allow_incomplete`` (then recorded as incomplete).
-The stored record keeps the text exactly as published and its SHA-256.
+The stored record keeps the text as published (decoded from UTF-8) and its SHA-256.
 """
 
 from __future__ import annotations
@@ -197,7 +197,9 @@ def publish_rules(ledger: Ledger, path: Path, *, kind: str, version: str, publis
     if missing and not allow_incomplete:
         raise RulesError(f"{path}: safety rules miss {len(missing)} of the 31 risks: {', '.join(missing)} "
                          "(give each a criterion, or publish with --allow-incomplete)")
-    digest = hashlib.sha256(raw).hexdigest()
+    # the digest of the text as stored (UTF-8, no byte-order mark), so that hashing what
+    # rules_text() returns gives it back; for a file without a BOM it is the file's own SHA-256
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     at = now or utcnow()
 
     def change(conn: Connection) -> RuleSetRow:
