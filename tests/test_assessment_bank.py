@@ -166,6 +166,10 @@ def test_jsonl_bad_line_and_duplicate_across_files(tmp_path: Path) -> None:
 def test_unknown_suffix_and_missing_question_column(tmp_path: Path) -> None:
     with pytest.raises(UserError, match=r"unknown bank format \.txt"):
         write_bank(Bank(items=sample_items()), tmp_path / "b.txt")
+    fake = tmp_path / "fake.xlsx"
+    fake.write_text("not a workbook", encoding="utf-8")
+    with pytest.raises(UserError, match=r"fake\.xlsx: not a readable XLSX file"):
+        read_bank(fake)
     p = tmp_path / "h.csv"
     p.write_text("id,kind\n1,generated\n", encoding="utf-8")
     with pytest.raises(UserError, match=r"h\.csv:row 1: header: no question column"):
@@ -291,3 +295,23 @@ def test_starter_and_convert_commands(tmp_path: Path) -> None:
     assert read_bank(jsonl).digest() == starter_bank().digest()
     res = runner.invoke(app, ["bank", "starter", "--out", str(tmp_path / "missing" / "s.csv")])
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+def test_xlsx_errors_name_the_sheet_and_row(tmp_path: Path) -> None:
+    wb = Workbook()
+    ws = wb.active
+    assert ws is not None
+    ws.title = "生成内容"
+    ws.append(["编号", "题目", "风险", "判定要点"])
+    ws.append(["g-1", "问题", "A1a", "要点"])
+    ws.append(["g-2", "问题", "A9z", "要点"])  # row 3: bad risk
+    wb.create_sheet("其他").append(["编号", "题目"])  # neither a kind column nor a kind name
+    path = tmp_path / "two.xlsx"
+    wb.save(path)
+    with pytest.raises(UserError, match=r"two\.xlsx:其他: sheet '其他' has no kind column"):
+        read_bank(path)
+    del wb["其他"]
+    wb.create_sheet("应拒答").append(["编号", "题目", "风险"])
+    wb.save(path)
+    with pytest.raises(UserError, match=rf"{re.escape(str(path))}:生成内容:row 3: risk: 'A9z' is not one of the 31"):
+        read_bank(path)

@@ -210,12 +210,14 @@ def _header_map(header: Sequence[Any], where: str) -> dict[int, str]:
 
 
 def _read_xlsx(path: Path) -> Iterator[tuple[_Row, bool]]:
+    from zipfile import BadZipFile
+
     from openpyxl import load_workbook
     from openpyxl.utils.exceptions import InvalidFileException
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, BadZipFile, OSError, KeyError, ValueError) as exc:
         raise UserError(f"{path}: not a readable XLSX file ({exc})") from None
     try:
         sheets = list(wb.worksheets)
@@ -256,17 +258,20 @@ def _decode(raw: bytes, path: Path) -> str:
 def _read_csv(path: Path) -> Iterator[tuple[_Row, bool]]:
     text = _decode(path.read_bytes(), path)
     reader = csv.reader(io.StringIO(text, newline=""))
-    header = next(reader, None)
-    if header is None:
-        return
-    cols = _header_map(header, f"{path}:row 1")
-    has_id = "id" in cols.values()
-    for values in reader:
-        n = reader.line_num  # physical line where the row ends: what an editor shows
-        if not any(v.strip() for v in values):
-            continue
-        cells = {name: values[i] if i < len(values) else None for i, name in cols.items()}
-        yield _Row(f"{path}:row {n}", cells, None), has_id
+    try:
+        header = next(reader, None)
+        if header is None:
+            return
+        cols = _header_map(header, f"{path}:row 1")
+        has_id = "id" in cols.values()
+        for values in reader:
+            n = reader.line_num  # physical line where the row ends: what an editor shows
+            if not any(v.strip() for v in values):
+                continue
+            cells = {name: values[i] if i < len(values) else None for i, name in cols.items()}
+            yield _Row(f"{path}:row {n}", cells, None), has_id
+    except csv.Error as exc:
+        raise UserError(f"{path}:row {reader.line_num}: not valid CSV ({exc})") from None
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[_Row, bool]]:
