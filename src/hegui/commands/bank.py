@@ -143,7 +143,7 @@ def expand_cmd(
         for f in family or list(FAMILIES):
             if f not in FAMILIES:
                 raise UserError(f"--family: {f!r} is not one of {', '.join(FAMILIES)}")
-            fams.append(f)  # type: ignore[arg-type]
+            fams.append(f)
         if model and not model_name:
             raise UserError("--model needs --model-name")
         tf = load_templates(templates or [], builtin=not no_builtin)
