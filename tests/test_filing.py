@@ -175,6 +175,7 @@ def test_docx_signature_blocks(package: Path) -> None:
     assert sum(p.startswith("签字：") for p in paras) == 3
     # the cover names the provider and the service
     assert "服务提供者：演示智能科技有限公司" in paras and "服务名称：演示助手" in paras
+    assert any("批次 3 个，共 1,200 条，抽检 390 条" in p for p in paras)
 
 
 def test_pdf_text_is_chinese_and_pages_render(package: Path) -> None:
@@ -186,6 +187,7 @@ def test_pdf_text_is_chinese_and_pages_render(package: Path) -> None:
     n = Counter(c["verdict"] for c in clauses)
     flat = "".join(text.split())  # the summary sentence wraps across lines
     assert f"符合{n['符合']}条" in flat and f"待确认{n['待确认']}条" in flat
+    assert "批次3个，共1200条，抽检390条" in flat  # the annotation batches: 500 + 400 + 300 items, 50 + 40 + 300 checked
     assert "\ufffd" not in text and "□" not in text
     pages = render_pages(package / "安全评估报告.pdf", "filing-report")
     assert len(pages) == 2 and all(p.stat().st_size > 2000 for p in pages)
@@ -319,3 +321,28 @@ def test_a_failure_leaves_nothing_half_written(demo: Demo, tmp_path: Path, monke
     r = demo.export(out)
     assert r.exit_code != 0
     assert list(tmp_path.iterdir()) == []
+
+
+def test_annotation_summary_and_rules_texts_from_the_ledger(demo: Demo, tmp_path: Path) -> None:
+    from hegui.annotation.rules import STARTER_DIR, STARTER_FILES, publish_rules
+    from hegui.ledger.store import Ledger
+
+    db = tmp_path / "with-rules.db"
+    shutil.copy(demo.base / "ledger.db", db)
+    with Ledger.open(f"sqlite:///{db}") as ledger:
+        for name in STARTER_FILES:
+            publish_rules(ledger, STARTER_DIR / name, kind=name.split("-")[0], version="starter-1", publisher="test")
+    out = tmp_path / "pkg"
+    r = invoke("filing", "export", "--out", str(out), "--config", str(demo.config), "--url", f"sqlite:///{db}")
+    assert r.exit_code == 0, r.output
+    for name in STARTER_FILES:
+        kind = name.split("-")[0]
+        assert (out / "语料标注" / f"{kind}-starter-1.md").read_bytes() == (STARTER_DIR / name).read_bytes()
+    summary = json.loads((out / "语料标注" / "annotation_summary.json").read_text(encoding="utf-8"))
+    assert sorted(r["kind"] for r in summary["rules"]) == ["functional", "safety"]
+    clauses = {c["id"]: c for c in json.loads((out / "clauses.json").read_text(encoding="utf-8"))}
+    # both rule sets published, the safety rules cover all 31, the texts match the recorded digests
+    assert clauses["5.3-annotation-rules"]["verdict"] == "符合"
+    # but no annotators are on record: the records clause says so
+    assert clauses["5.3-annotators"]["verdict"] == "不符合"
+    assert clauses["5.3-annotation-records"]["verdict"] == "不符合"

@@ -81,7 +81,7 @@ def build_report(inp: FilingInputs, clauses: list[ClauseResult], font: Path, now
             "generated_at": f"{s.generated_at:%Y-%m-%d}", "source": inp.annotation_source,
             "rules": [f"{r.name}（{'功能性' if r.kind == 'functional' else '安全性'} {r.version}）" for r in s.rules],
             "annotators": s.annotators.model_dump(),
-            "batches": len(s.batches), "items": sum(b.items for b in s.batches),
+            "batches": len(s.batches), "items_total": sum(b.items for b in s.batches),
             "sampled": sum(b.sampled for b in s.batches), "errors": sum(b.errors for b in s.batches),
             "discarded": sum(b.status == "discarded" for b in s.batches), "problems": list(s.problems)}
     audit = None
@@ -250,7 +250,7 @@ def write_docx(r: FilingReport, path: Path) -> None:
         ann = a["annotators"]
         doc.add_paragraph(f"标注规则：{'；'.join(a['rules']) or '无'}。标注人员 {ann['total']} 人（合格 {ann['qualified']}，"
                           f"撤销 {ann['revoked']}，复核逾期 {ann['recheck_overdue']}）。批次 {a['batches']} 个，共 "
-                          f"{a['items']:,} 条，抽检 {a['sampled']:,} 条，错误 {a['errors']:,} 条，废弃批次 {a['discarded']} 个。")
+                          f"{a['items_total']:,} 条，抽检 {a['sampled']:,} 条，错误 {a['errors']:,} 条，废弃批次 {a['discarded']} 个。")
         for p in a["problems"]:
             doc.add_paragraph(p, style="List Bullet")
     else:
