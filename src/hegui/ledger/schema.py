@@ -16,6 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine
 
 import hegui.accounts.models  # the account gate's tables share the ledger's metadata
+import hegui.annotation.models  # the annotation records (Art. 8)
 import hegui.cases.models  # so do cases and incidents
 import hegui.web.dashboard_models  # and the console dashboard's rollups
 import hegui.web.staff_models  # noqa: F401  (and the console's staff)
