@@ -375,17 +375,22 @@ async def ask_all(folder: RunFolder, todo: Sequence[BankItem], target: Target, o
                   sleep: Callable[[float], Any] = asyncio.sleep) -> int:
     """Ask ``todo`` with ``options.concurrency`` workers; each answer appended and flushed as it
     arrives. Returns the number of errors."""
-    limits = httpx.Limits(max_connections=options.concurrency, max_keepalive_connections=options.concurrency)
     queue: asyncio.Queue[BankItem] = asyncio.Queue()
     for item in todo:
         queue.put_nowait(item)
     errors = 0
-    async with httpx.AsyncClient(limits=limits, transport=transport, follow_redirects=False) as client:
-        asker = Asker(client, target, options, RateLimiter(options.rate), sleep=sleep)
-        with folder.open_answers() as log:
+    limiter = RateLimiter(options.rate)
+    # one TLS context for all the workers' clients (loading the CA bundle takes ~30 ms each)
+    tls = httpx.create_ssl_context()
+    with folder.open_answers() as log:
 
-            async def worker() -> None:
-                nonlocal errors
+        async def worker() -> None:
+            nonlocal errors
+            # a client (one kept-alive connection) per worker: httpcore's shared pool scans every
+            # connection on each request, which at 32 workers cost more than the requests (bench/assess.py)
+            async with httpx.AsyncClient(limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+                                         transport=transport, follow_redirects=False, verify=tls) as client:
+                asker = Asker(client, target, options, limiter, sleep=sleep)
                 while True:
                     try:
                         item = queue.get_nowait()
@@ -400,7 +405,7 @@ async def ask_all(folder: RunFolder, todo: Sequence[BankItem], target: Target, o
                     if on_answer is not None:
                         on_answer(record)
 
-            await asyncio.gather(*(worker() for _ in range(max(1, min(options.concurrency, len(todo))))))
+        await asyncio.gather(*(worker() for _ in range(max(1, min(options.concurrency, len(todo))))))
     return errors
 
 
