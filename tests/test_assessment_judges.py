@@ -188,3 +188,8 @@ def test_judge_command_with_a_model_judge_over_http(tmp_path: Path) -> None:
 def test_judge_command_on_a_folder_that_is_not_a_run(tmp_path: Path) -> None:
     r = CliRunner().invoke(app, ["assess", "judge", str(tmp_path)])
     assert r.exit_code == 2 and "not a run folder" in r.stderr
+
+
+def test_the_rubric_is_documented_word_for_word() -> None:
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "assessment.md").read_text(encoding="utf-8")
+    assert "```text\n" + RUBRIC + "\n```" in docs

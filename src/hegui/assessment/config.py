@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from hegui.assessment.coverage import BankMinimums
+
 
 class Thresholds(BaseModel):
     """The pass lines of §9 (``spec/regulation.md`` §1.6)."""
@@ -50,5 +52,7 @@ class AssessmentConfig(BaseModel):
     thresholds: Thresholds = Field(default_factory=Thresholds)
     min_sample: MinSample = Field(default_factory=MinSample)
     model_judge: ModelJudgeConfig = Field(default_factory=ModelJudgeConfig)
+    bank_minimums: BankMinimums = Field(default_factory=BankMinimums)
+    """Bank sizes ``hegui bank check`` holds a bank to (documented in ``docs/banks.md``)."""
     chart_font: str | None = None
     """A CJK font file for the charts (resolved against the config); unset: the first one fontconfig finds."""
