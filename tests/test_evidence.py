@@ -169,3 +169,24 @@ def test_bad_sources_file_names_the_file(provider: Path) -> None:
     (provider / "sources.json").write_text('{"sources": [1, 2]}', encoding="utf-8")
     r = export(provider, "x", "2026-12-01", "2026-12-03", "--sources", str(provider / "sources.json"))
     assert r.exit_code == 2 and "--sources" in r.output and "sources.json" in r.output
+
+
+def test_counts_on_sqlite_and_postgresql(migrated_ledger_url: str, tmp_path: Path) -> None:
+    fill_ledger(migrated_ledger_url)
+    (tmp_path / "hegui.yaml").write_text(CONFIG.format(url=migrated_ledger_url), encoding="utf-8")
+    r = export(tmp_path, "ev", "2026-11-28", "2026-12-02")
+    assert r.exit_code == 0, r.output
+    ev = json.loads((tmp_path / "ev" / "evidence.json").read_text(encoding="utf-8"))
+    want = [(o, d, a, rk) for o, d, a, rk in DECISIONS if -3 <= o <= 1]
+    assert ev["decisions"]["by_action"] == dict(Counter(a for _, _, a, _ in want))
+    assert ev["decisions"]["by_day"]["2026-11-28"] == {"total": 1, "refuse": 1}
+    assert ev["enforcement"]["by_kind"] == {"ladder.warned": 1}
+    assert ev["verification"]["ok"] is True
+
+
+def test_a_missing_ledger_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "hegui.yaml").write_text(f"ledger: {{url: 'sqlite:///{tmp_path}/nope.db'}}\n", encoding="utf-8")
+    r = export(tmp_path, "ev", "2026-12-01", "2026-12-01")
+    assert r.exit_code == 2
+    assert r.output.startswith("error: no ledger database at") and "--url" in r.output
+    assert len(r.output.strip().splitlines()) == 1

@@ -346,3 +346,17 @@ def test_annotation_summary_and_rules_texts_from_the_ledger(demo: Demo, tmp_path
     # but no annotators are on record: the records clause says so
     assert clauses["5.3-annotators"]["verdict"] == "不符合"
     assert clauses["5.3-annotation-records"]["verdict"] == "不符合"
+
+
+def test_ledger_facts_on_sqlite_and_postgresql(demo: Demo, migrated_ledger_url: str, tmp_path: Path) -> None:
+    from filing_support import DECISIONS
+
+    fill_ledger(migrated_ledger_url)
+    out = tmp_path / "pkg"
+    r = invoke("filing", "export", "--out", str(out), "--config", str(demo.config), "--url", migrated_ledger_url)
+    assert r.exit_code == 0, r.output
+    clauses = {c["id"]: c for c in json.loads((out / "clauses.json").read_text(encoding="utf-8"))}
+    inputs = sum(1 for _, direction, _, _ in DECISIONS if direction == "input")
+    assert clauses["6-input-check"]["verdict"] == "符合"
+    assert any(f"输入检测决定：{inputs:,} 条" in e for e in clauses["6-input-check"]["evidence"])
+    assert clauses["7-logs"]["verdict"] == "符合" and clauses["7-agreements"]["verdict"] == "符合"

@@ -35,13 +35,18 @@ AnnotationOpt = typer.Option(
 
 
 def _ledger(cfg: HeguiConfig, url: str | None, no_ledger: bool) -> Ledger | None:
+    from hegui.errors import UserError
+    from hegui.ledger.errors import LedgerOpenError
     from hegui.ledger.store import Ledger
 
     if no_ledger:
         return None
-    if url is not None:
-        return Ledger.open(url, create=False, config=cfg.ledger)
-    return Ledger.from_config(cfg, create=False)
+    try:
+        if url is not None:
+            return Ledger.open(url, create=False, config=cfg.ledger)
+        return Ledger.from_config(cfg, create=False)
+    except LedgerOpenError as exc:
+        raise UserError(f"{exc} (give --url, or --no-ledger where the command has it)") from None
 
 
 def _font(cfg: HeguiConfig) -> Path:
@@ -124,7 +129,8 @@ def evidence_export(
         ledger = _ledger(cfg, url, False)
         assert ledger is not None
         with ledger:
-            summary = fi.read_annotation(annotation) if annotation is not None else fi.annotation_from_ledger(ledger)
+            summary = (fi.read_annotation(annotation) if annotation is not None
+                       else fi.annotation_from_ledger(ledger, cfg.annotation))
             ev = build_evidence(cfg, ledger, start, end, audit=audit, sources=registry, annotation=summary)
         atomic_folder(out, lambda tmp: write_evidence(ev, tmp, font))
     ok = ev["verification"]["ok"]
