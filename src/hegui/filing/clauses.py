@@ -534,7 +534,7 @@ def _audit_check(which: str) -> Callable[[Clause, FilingInputs], ClauseResult]:
             return _r(c, "不符合", evidence=ev, files=files, reason="合格率未达到要求", todo="清洗训练数据后重新审计")
         if r.verdict == "PENDING":
             return _r(c, "待确认", evidence=ev, files=files, reason="人工抽检结果尚未导入",
-                      todo="导入人工抽检结论（hegui corpus import-review）")
+                      todo="导入人工抽检结论（hegui corpus review import）")
         return _r(c, "待确认", evidence=ev, files=files, reason="区间跨越阈值或样本不足", todo="扩大抽样")
     return check
 
