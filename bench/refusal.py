@@ -3,7 +3,7 @@
 Measured in the same run, on the same answers: the baseline is one ``re.search`` over a single
 alternation of the same refusal cue phrases on the lower-cased answer (what a keyword refusal judge
 does); then ``hegui.text.normalize`` alone (paid by every hegui detector); then ``classify_answer``.
-Two sets: the 262 labelled answers as written (short, like most model answers), and long answers
+Two sets: the labelled answers as written (short, like most model answers), and long answers
 (each labelled answer followed by about 2,000 characters of ordinary text in its language, so the structure and
 sentence rules see a long tail). Prints answers per second, µs per answer, µs per 1,000 characters
 and the ratio to the baseline.
