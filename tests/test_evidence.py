@@ -100,7 +100,7 @@ def test_counts_equal_a_hand_count(provider: Path) -> None:
     assert ev["mechanism"]["labels"]["text_prefix"] == "【AI生成】"
     assert "9 decisions" in r.output
 
-    wb = load_workbook(provider / "ev" / "evidence.xlsx", read_only=True)
+    wb = load_workbook(provider / "ev" / "evidence.xlsx")
     days = [tuple(x) for x in wb["按日"].iter_rows(values_only=True)]
     assert days[0][:2] == ("日期", "合计")
     assert {row[0]: row[1] for row in days[1:]} == dict(want["day"])

@@ -45,7 +45,7 @@ def test_package_from_a_real_run_on_the_demo_upstream(tmp_path: Path) -> None:
                "--no-ledger")
     assert r.exit_code == 0, r.output
 
-    ws = load_workbook(out / "评估测试题.xlsx", read_only=True)["评估测试题"]
+    ws = load_workbook(out / "评估测试题.xlsx")["评估测试题"]
     rows = [list(x) for x in ws.iter_rows(values_only=True)]
     header, body = rows[0], rows[1:]
     # every answer of the run, once, with its question and answer text
