@@ -360,3 +360,25 @@ def test_ledger_facts_on_sqlite_and_postgresql(demo: Demo, migrated_ledger_url: 
     assert clauses["6-input-check"]["verdict"] == "符合"
     assert any(f"输入检测决定：{inputs:,} 条" in e for e in clauses["6-input-check"]["evidence"])
     assert clauses["7-logs"]["verdict"] == "符合" and clauses["7-agreements"]["verdict"] == "符合"
+
+
+def test_rules_clause_reads_the_latest_safety_rules(tmp_path: Path) -> None:
+    """An incomplete old safety version, superseded by one covering all 31 risks, does not hold the
+    clause back; the reverse (a new incomplete version) does."""
+    from datetime import UTC, datetime
+
+    from hegui.config import HeguiConfig
+    from hegui.filing.clauses import CATALOGUE
+    from hegui.filing.inputs import FilingInputs
+
+    complete = annotation_summary(write_rules(tmp_path))
+    old = complete.rules[1].model_copy(update={"version": "v0", "published_at": datetime(2026, 1, 1, tzinfo=UTC),
+                                               "missing_risks": ["A3a"], "risks_covered": []})
+    clause = next(c for c in CATALOGUE if c.id == "5.3-annotation-rules")
+    superseded = complete.model_copy(update={"rules": [*complete.rules, old]})
+    got = clause.check(FilingInputs(cfg=HeguiConfig(), annotation=superseded))
+    assert "未覆盖" not in got.reason
+    newer_incomplete = old.model_copy(update={"published_at": datetime(2026, 12, 2, tzinfo=UTC)})
+    worse = complete.model_copy(update={"rules": [*complete.rules, newer_incomplete]})
+    got = clause.check(FilingInputs(cfg=HeguiConfig(), annotation=worse))
+    assert got.verdict == "不符合" and "A3a" in got.reason

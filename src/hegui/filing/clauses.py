@@ -162,10 +162,11 @@ def check_rules(c: Clause, inp: FilingInputs) -> ClauseResult:
         return _r(c, "不符合", evidence=ev, files=["语料标注/annotation_summary.json"],
                   reason="缺少" + "、".join("功能性" if m == "functional" else "安全性" for m in missing) + "标注规则",
                   todo="分别发布功能性与安全性标注规则（hegui annotation rules publish）")
-    uncovered = sorted({code for r in s.rules if r.kind == "safety" for code in r.missing_risks})
-    covered = {code for r in s.rules if r.kind == "safety" for code in r.risks_covered}
+    # The safety rules in force are the latest published: an older incomplete version, superseded
+    # by one that covers every risk, does not hold the clause back.
+    latest = max((r for r in s.rules if r.kind == "safety"), key=lambda r: r.published_at)
     all31 = {r.code for r in taxonomy.CONTENT_RISKS}
-    uncovered = sorted(set(uncovered) | (all31 - covered), key=lambda x: [r.code for r in taxonomy.RISKS].index(x)
+    uncovered = sorted(set(latest.missing_risks) | (all31 - set(latest.risks_covered)), key=lambda x: [r.code for r in taxonomy.RISKS].index(x)
                        if x in taxonomy.BY_CODE else 99)
     if uncovered:
         return _r(c, "不符合", evidence=ev, files=["语料标注/annotation_summary.json"],
