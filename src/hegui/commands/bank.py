@@ -40,13 +40,9 @@ def _errors() -> Iterator[None]:
 
 
 def _minimums(config: Path | None) -> BankMinimums:
-    from hegui.assessment.coverage import BankMinimums
     from hegui.config import load_config
 
-    cfg = load_config(config)
-    # Until the config section carries bank_minimums, the standard's defaults apply.
-    found = getattr(cfg.assessment, "bank_minimums", None)
-    return found if isinstance(found, BankMinimums) else BankMinimums()
+    return load_config(config).assessment.bank_minimums
 
 
 def _print_report(report: CoverageReport) -> None:
