@@ -145,3 +145,7 @@ def test_unknown_id_duplicate_row_and_not_a_workbook(run: RunFolder, tmp_path: P
     text.write_text("id,人工判定\n", encoding="utf-8")
     r = invoke("assess", "import-review", str(run.path), str(text))
     assert r.exit_code == 2 and "not a readable XLSX workbook" in r.stderr
+    torn = tmp_path / "torn.xlsx"  # a workbook cut short in transit: a zip without its directory
+    torn.write_bytes(xlsx.read_bytes()[:200])
+    r = invoke("assess", "import-review", str(run.path), str(torn))
+    assert r.exit_code == 2 and "not a readable XLSX workbook" in r.stderr

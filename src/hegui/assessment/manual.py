@@ -11,6 +11,7 @@ cell is one error naming its row and column.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 from hegui.assessment.judges import as_dict, verdict_label
@@ -80,7 +81,7 @@ def read_review(folder: RunFolder, path: Path) -> list[JudgementRecord]:
 
     try:
         wb = load_workbook(path, read_only=True, data_only=True)
-    except (OSError, InvalidFileException, KeyError, ValueError) as exc:
+    except (OSError, InvalidFileException, KeyError, ValueError, zipfile.BadZipFile) as exc:
         raise UserError(f"{path}: not a readable XLSX workbook ({exc.__class__.__name__})") from None
     try:
         ws = wb[SHEET] if SHEET in wb.sheetnames else wb.worksheets[0]
