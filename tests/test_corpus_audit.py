@@ -211,3 +211,26 @@ def test_the_report_shows_every_source_and_decision(tmp_path: Path, corpus: dict
                               check=True).stdout
         assert "训练数据安全评估报告" in text and "dirty-forum" in text
 
+
+
+def test_without_a_cjk_font_the_audit_stands_and_says_the_report_is_missing(
+        tmp_path: Path, corpus: dict[str, list[Path]], monkeypatch: pytest.MonkeyPatch) -> None:
+    from hegui.cases import report as cases_report
+
+    def no_font(configured: Path | None = None) -> Path:
+        raise cases_report.ReportError("no Chinese font found for the incident report: install one")
+
+    monkeypatch.setattr(cases_report, "find_font", no_font)
+    cfg = CorpusConfig(manual_sample_size=50)
+    out = tmp_path / "out"
+    with LocalEngine(workers=2) as engine:
+        s = run_audit(Path("sources.yaml"), out, engine, build_scan_settings(out, cfg, None), corpus=cfg)
+    assert "no Chinese font" in s.outputs["report_error"] and not (out / "report.pdf").exists()
+    assert audit.load_summary(out).outputs["report_error"] == s.outputs["report_error"]
+    assert {v.source: v.decision for v in s.sources}["dirty-forum"] == "REJECT"
+
+
+def test_out_must_be_a_folder(tmp_path: Path, corpus: dict[str, list[Path]]) -> None:
+    (tmp_path / "out").write_text("x", encoding="utf-8")
+    with LocalEngine(workers=1) as engine, pytest.raises(AuditError, match=r"--out .*out: exists and is not a folder"):
+        run(tmp_path / "out", engine)

@@ -77,6 +77,9 @@ def audit(
                    f"sample ≥ {c.required})")
     typer.echo(f"summary: {out / 'summary.json'}; report: {summary.outputs.get('report_html', '—')}; "
                f"manual sample: {summary.outputs.get('manual_export', '—')}")
+    if "report_error" in summary.outputs:
+        typer.echo(f"warning: report not written: {summary.outputs['report_error']}; "
+                   f"then run `hegui corpus report {out}`", err=True)
     failed = failures(summary)
     if failed:
         for line in failed:

@@ -257,6 +257,9 @@ def _load_done(out: Path, plan: Plan, digest: str) -> dict[str, ShardResult]:
     folder = out / SHARDS
     if not folder.is_dir():
         return done
+    for stale in folder.glob(".*.tmp"):
+        # a result being written when the driver was killed: its shard is simply scanned again
+        stale.unlink(missing_ok=True)
     for path in sorted(folder.glob("*.json")):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -365,6 +368,8 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
     sample and the report into ``out``. ``settings`` are the scanner's (see
     :func:`build_scan_settings`); their JSON is the digest a resume checks."""
     corpus = corpus or CorpusConfig()
+    if out.exists() and not out.is_dir():
+        raise AuditError(f"--out {out}: exists and is not a folder")
     out.mkdir(parents=True, exist_ok=True)
     if restart:
         _reset(out)
@@ -443,8 +448,13 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
         from hegui.corpus.report import write_audit_report
 
         font = Path(corpus.report_font) if corpus.report_font else None
-        paths = write_audit_report(out, summary, font, corpus.source_threshold)
-        summary.outputs.update(paths)
+        try:
+            paths = write_audit_report(out, summary, font, corpus.source_threshold)
+        except UserError as exc:
+            # no CJK font, say: the audit's verdicts stand; `hegui corpus report OUT` draws it later
+            summary.outputs["report_error"] = str(exc)
+        else:
+            summary.outputs.update(paths)
         save_summary(out, summary)
     return summary
 
