@@ -206,11 +206,13 @@ def main() -> None:
         big = work / "big"
         big_size = make_corpus(big, args.big_mb, seed=8)
         shutil.rmtree(small)
-        r_big = audit_once("local", 2, registry(work / "big.yaml", big), work)
-        r_small = next(r for r in results if r["engine"] == "local" and r["workers"] == 2)
-        print(f"memory bound (local, 2 workers): {size / 1e6:.0f} MB corpus → worker peak "
-              f"{r_small['worker_peak_mb']:.0f} MB; {big_size / 1e6:.0f} MB corpus → worker peak "
-              f"{r_big['worker_peak_mb']:.0f} MB ({r_big['bytes'] / 1e6 / r_big['wall_s']:.2f} MB/s)")
+        big_sources = registry(work / "big.yaml", big)
+        for name in ("local", "dask"):
+            r_big = audit_once(name, 2, big_sources, work)
+            r_small = next(r for r in results if r["engine"] == name and r["workers"] == 2)
+            print(f"memory bound ({name}, 2 workers): {size / 1e6:.0f} MB corpus → worker peak "
+                  f"{r_small['worker_peak_mb']:.0f} MB; {big_size / 1e6:.0f} MB corpus → worker peak "
+                  f"{r_big['worker_peak_mb']:.0f} MB ({r_big['bytes'] / 1e6 / r_big['wall_s']:.2f} MB/s)")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

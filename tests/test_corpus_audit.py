@@ -53,7 +53,7 @@ def standin_plan(files: dict[str, list[Path]]) -> Callable[[Path], Plan]:
                   for src, paths in files.items() for i, p in enumerate(paths)]
         stamps = {s.url: audit._file_stamp(s.url) for s in shards}
         return Plan(shards, {src: "open_source" for src in files}, {"edge-books": ["licence evidence missing"]},
-                    sum(Path(s.url).stat().st_size for s in shards), stamps)
+                    sum(size or 0 for size, _ in stamps.values()), stamps)
     return plan
 
 
@@ -234,3 +234,12 @@ def test_out_must_be_a_folder(tmp_path: Path, corpus: dict[str, list[Path]]) -> 
     (tmp_path / "out").write_text("x", encoding="utf-8")
     with LocalEngine(workers=1) as engine, pytest.raises(AuditError, match=r"--out .*out: exists and is not a folder"):
         run(tmp_path / "out", engine)
+
+
+def test_a_shard_whose_file_vanished_stops_the_audit_keeping_the_finished_ones(
+        tmp_path: Path, corpus: dict[str, list[Path]]) -> None:
+    corpus["edge-books"][0].unlink()
+    out = tmp_path / "out"
+    with LocalEngine(workers=1, in_flight=1) as engine, \
+            pytest.raises(AuditError, match=r"part-0\.jsonl.*of 6 shards are saved in .*rerun to resume"):
+        run(out, engine)

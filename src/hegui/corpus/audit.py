@@ -417,8 +417,9 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
             finished += 1
             records += result.records
             report(finished, total, records)
-    except UserError:
-        raise
+    except UserError as exc:  # a shard's file could not be opened: the registry needs fixing
+        raise AuditError(f"{exc}; {finished} of {total} shards are saved in {out / SHARDS}, "
+                         "rerun to resume") from None
     except Exception as exc:  # a shard that could not be scanned at all (file gone, bug): stop, keep the rest
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise AuditError(f"a shard failed ({type(exc).__name__}: {first}); {finished} of {total} shards are "

@@ -86,16 +86,18 @@ class LocalEngine:
             for fut in pending:
                 fut.cancel()
 
-    def close(self) -> None:
+    def close(self, wait: bool = True) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+            self._pool.shutdown(wait=wait, cancel_futures=True)
             self._pool = None
 
     def __enter__(self) -> LocalEngine:
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        # after an error or a Ctrl-C, do not wait for the running shards: their results would be
+        # thrown away anyway, and a resume scans them again
+        self.close(wait=exc_type is None)
 
 
 class DaskEngine:
