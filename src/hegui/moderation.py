@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hegui import masking
+from hegui import masking, taxonomy
 from hegui.detectors.base import Detector, Finding
 from hegui.errors import UserError
 from hegui.policy import Action, Direction, Policy, load_policy
@@ -62,6 +62,12 @@ class Verdict:
     escalate: bool = False
     redacted: str = field(default="", repr=False)
     """The checked text with every personal-information finding masked: safe to store in records."""
+    excused: list[Finding] = field(default_factory=list)
+    """Findings an explicit refusal excused (an output checked with its question): with
+    ``classifier.refusal_action: allow`` they are not in ``findings``; with ``flag`` they are, at
+    ``flag`` at most."""
+    excused_by: str | None = None
+    """``"refusal"`` when findings were excused, else ``None``."""
 
     @property
     def allowed(self) -> bool:
@@ -85,6 +91,9 @@ class Verdict:
             "failed_detectors": self.failed_detectors,
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
             "escalate": self.escalate,
+            # Only when something was excused, so a verdict without context reads as it always did.
+            **({"excused_by": self.excused_by, "excused": [f.to_dict() for f in self.excused]}
+               if self.excused_by else {}),
         }
 
 
@@ -111,6 +120,38 @@ class Masker:
         return masking.mask(original, pi, "redact") if pi else original
 
 
+@dataclass(frozen=True)
+class RefusalExcuse:
+    """Which findings an output that declines in words is excused for (``classifier.refusal_*``).
+
+    A good refusal repeats the question's sensitive words (我不能提供冰毒的制作方法): model findings
+    on it say "this talks about drugs", which it does, safely. Lexicon hits are excused too, except
+    for the risks in ``keeps`` (banned political names and slogans: on screen they are the harm,
+    whatever sentence quotes them). Personal information and the jailbreak signal are never
+    excused: a refusal that carries a phone number still shows the number.
+    """
+
+    enabled: bool = True
+    action: str = "allow"
+    keeps: tuple[str, ...] = ("A1a", "A1b", "A1c")
+    model_detectors: frozenset[str] = frozenset({"classifier", "guard", "cascade"})
+    lexicon_detectors: frozenset[str] = frozenset({"lexicon"})
+
+    @classmethod
+    def from_config(cls, cfg: HeguiConfig | None) -> RefusalExcuse:
+        if cfg is None:
+            return cls()
+        c = cfg.classifier
+        return cls(enabled=c.refusal_aware, action=c.refusal_action, keeps=tuple(c.refusal_keeps))
+
+    def excusable(self, f: Finding) -> bool:
+        if f.risk in ("PI", "JB") or not f.risk.startswith("A"):
+            return False
+        if f.detector in self.model_detectors:
+            return True
+        return f.detector in self.lexicon_detectors and not any(taxonomy.matches(k, f.risk) for k in self.keeps)
+
+
 class Moderator:
     """Detectors + policy → :class:`Verdict`. Safe to share between threads and tasks."""
 
@@ -125,13 +166,15 @@ class Moderator:
         self.policy = policy
         self.masker = masker or (Masker.from_config(cfg) if cfg is not None else Masker())
         self._cfg = cfg
+        self.excuse = RefusalExcuse.from_config(cfg)
 
     @classmethod
     def from_config(cls, cfg: HeguiConfig, *, only: list[str] | None = None) -> Moderator:
+        from hegui.detectors.guard import with_cascade
         from hegui.detectors.registry import build_detectors
 
         policy = load_policy(cfg.resolve_path(cfg.policy) if cfg.policy else None)
-        return cls(build_detectors(cfg, only=only), policy, cfg)
+        return cls(with_cascade(build_detectors(cfg, only=only), cfg.guard), policy, cfg)
 
     def reload(self) -> None:
         """Hot reload: rebuild lexicons and policy from their files without a restart."""
@@ -180,18 +223,24 @@ class Moderator:
         direction: Direction,
         scene: str,
         decision_id: str | None = None,
+        excused: Sequence[Finding] = (),
     ) -> Verdict:
+        """The verdict on ``findings``. ``excused`` findings (see :meth:`excuse_refusal`) that are
+        also in ``findings`` act at ``flag`` at most; they are recorded on the verdict either way."""
         action = Action.ALLOW
         severity = 0
         message: str | None = None
         to_mask: list[Finding] = []
+        capped = set(excused) if excused else None
         # Texts often carry many findings of one risk and score (a lexicon list); decide each once.
-        memo: dict[tuple[str, float], tuple[Action, str | None, int]] = {}
+        memo: dict[tuple[str, float, bool], tuple[Action, str | None, int]] = {}
         for f in findings:
-            key = (f.risk, f.score)
+            key = (f.risk, f.score, capped is not None and f in capped)
             decided = memo.get(key)
             if decided is None:
                 a, msg = self.policy.action_for(f.risk, direction, scene, f.score)
+                if key[2] and a.severity > Action.FLAG.severity:
+                    a, msg = Action.FLAG, None
                 decided = memo[key] = (a, msg, a.severity)
             a, msg, sev = decided
             if a is Action.MASK:
@@ -221,69 +270,116 @@ class Moderator:
             timings_ms=timings,
             escalate=action is Action.BLOCK,
             redacted=redacted,
+            excused=list(excused),
+            excused_by="refusal" if excused else None,
         )
 
+    def excuse_refusal(self, answer: str, question: str | None, findings: list[Finding],
+                       direction: Direction) -> tuple[list[Finding], list[Finding]]:
+        """``(findings to decide on, excused findings)`` for an output read with its question.
+
+        Only an answer that declines in words (``RefusalReading.explicit``) excuses anything: one
+        that merely warns (河南人都是骗子，不要相信他们) may be asserting what it warns about. The
+        refusal reader runs only when some finding could be excused, so clean answers pay nothing.
+        """
+        if question is None or direction != "output" or not self.excuse.enabled:
+            return findings, []
+        excusable = [f for f in findings if self.excuse.excusable(f)]
+        if not excusable:
+            return findings, []
+        from hegui.detectors.refusal import classify_answer
+
+        reading = classify_answer(answer, question)
+        if not (reading.refused and reading.explicit):
+            return findings, []
+        if self.excuse.action == "flag":
+            return findings, excusable
+        kept = [f for f in findings if not self.excuse.excusable(f)]
+        return kept, excusable
+
     def _run(self, det: Detector, nt: NormalizedText, findings: list[Finding], failed: list[str],
-             timings: dict[str, float]) -> None:
+             timings: dict[str, float], ctx: NormalizedText | None = None) -> None:
         t0 = time.perf_counter()
         try:
-            findings.extend(det.detect(nt))
+            findings.extend(det.detect(nt) if ctx is None else det.detect_in_context(nt, ctx))
         except Exception:
             failed.append(det.name)
         timings[det.name] = (time.perf_counter() - t0) * 1000
 
     # -- whole texts ---------------------------------------------------------------------------
 
-    def check(self, text: str, direction: Direction = "input", scene: str = "default") -> Verdict:
+    def _context(self, direction: Direction, context: str | None) -> NormalizedText | None:
+        """The question, normalised, when an output is checked with it (inputs ignore context)."""
+        return normalize(context) if context is not None and direction == "output" else None
+
+    def check(self, text: str, direction: Direction = "input", scene: str = "default",
+              context: str | None = None) -> Verdict:
+        """Check ``text``. ``context`` is the question an output answers (the last user message):
+        model detectors read it, and an answer that declines in words is excused for what it quotes
+        (:meth:`excuse_refusal`). ``None`` checks the text alone."""
         self._check_scene(scene)
         t0 = time.perf_counter()
         nt = normalize(text)
+        ctx = self._context(direction, context)
         timings: dict[str, float] = {"normalize": (time.perf_counter() - t0) * 1000}
         findings: list[Finding] = []
         failed: list[str] = []
         for det in self.detectors:
-            self._run(det, nt, findings, failed, timings)
+            self._run(det, nt, findings, failed, timings, ctx)
         findings.sort(key=lambda f: (f.start, f.end, f.risk))
-        return self.decide(text, findings, failed, timings, direction, scene)
+        return self._decide_in_context(text, context, findings, failed, timings, direction, scene)
 
-    async def acheck(self, text: str, direction: Direction = "input", scene: str = "default") -> Verdict:
+    def _decide_in_context(self, text: str, context: str | None, findings: list[Finding], failed: list[str],
+                           timings: dict[str, float], direction: Direction, scene: str) -> Verdict:
+        if context is None:
+            return self.decide(text, findings, failed, timings, direction, scene)
+        t0 = time.perf_counter()
+        findings, excused = self.excuse_refusal(text, context, findings, direction)
+        timings["refusal"] = (time.perf_counter() - t0) * 1000
+        return self.decide(text, findings, failed, timings, direction, scene, excused=excused)
+
+    async def acheck(self, text: str, direction: Direction = "input", scene: str = "default",
+                     context: str | None = None) -> Verdict:
         """Like :meth:`check`; heavy detectors run in threads and remote ones concurrently."""
         self._check_scene(scene)
         t0 = time.perf_counter()
         nt = normalize(text)
+        ctx = self._context(direction, context)
         timings: dict[str, float] = {"normalize": (time.perf_counter() - t0) * 1000}
         findings: list[Finding] = []
         failed: list[str] = []
         slow = [d for d in self.detectors if d.cost != "cheap"]
         for det in self.detectors:
             if det.cost == "cheap":
-                self._run(det, nt, findings, failed, timings)
+                self._run(det, nt, findings, failed, timings, ctx)
         if slow:
-            await asyncio.gather(*(self._arun(d, nt, findings, failed, timings) for d in slow))
+            await asyncio.gather(*(self._arun(d, nt, findings, failed, timings, ctx) for d in slow))
         findings.sort(key=lambda f: (f.start, f.end, f.risk))
-        return self.decide(text, findings, failed, timings, direction, scene)
+        return self._decide_in_context(text, context, findings, failed, timings, direction, scene)
 
     async def _arun(self, det: Detector, nt: NormalizedText, findings: list[Finding], failed: list[str],
-                    timings: dict[str, float]) -> None:
+                    timings: dict[str, float], ctx: NormalizedText | None = None) -> None:
         t0 = time.perf_counter()
         try:
-            findings.extend(await _adetect(det, nt))
+            findings.extend(await _adetect(det, nt, ctx))
         except Exception:
             failed.append(det.name)
         timings[det.name] = (time.perf_counter() - t0) * 1000
 
-    def stream(self, direction: Direction = "output", scene: str = "default") -> StreamModerator:
+    def stream(self, direction: Direction = "output", scene: str = "default",
+               context: str | None = None) -> StreamModerator:
+        """A :class:`StreamModerator`; ``context`` is the question the streamed answer replies to."""
         self._check_scene(scene)
-        return StreamModerator(self, direction, scene)
+        return StreamModerator(self, direction, scene, context=context)
 
 
-async def _adetect(det: Detector, nt: NormalizedText) -> list[Finding]:
+async def _adetect(det: Detector, nt: NormalizedText, ctx: NormalizedText | None = None) -> list[Finding]:
     """``det.adetect``, except that a ``heavy`` detector runs inline on a text no longer than its
     ``inline_max_chars``: there the hop to a worker thread costs more CPU than the work, and a
     thread that holds the GIL for well under the switch interval (5 ms) frees the loop no sooner."""
     if det.cost == "heavy" and len(nt.text) <= getattr(det, "inline_max_chars", 0):
-        return det.detect(nt)
-    return await det.adetect(nt)
+        return det.detect(nt) if ctx is None else det.detect_in_context(nt, ctx)
+    return await (det.adetect(nt) if ctx is None else det.adetect_in_context(nt, ctx))
 
 
 def _shift(findings: list[Finding], offset: int) -> list[Finding]:
@@ -307,10 +403,14 @@ class StreamStep:
 class StreamModerator:
     """Incremental moderation of one streamed text. Feed chunks in order; then call ``finish``."""
 
-    def __init__(self, moderator: Moderator, direction: Direction, scene: str) -> None:
+    def __init__(self, moderator: Moderator, direction: Direction, scene: str, context: str | None = None) -> None:
         self.moderator = moderator
         self.direction = direction
         self.scene = scene
+        self.context = context if direction == "output" else None
+        """The question the streamed answer replies to: segment findings on an answer that so far
+        declines in words are excused (window findings are not: see docs/moderation.md)."""
+        self.excused: list[Finding] = []
         self.decision_id = new_decision_id()
         self.buffer = ""
         self.emitted_upto = 0
@@ -408,7 +508,7 @@ class StreamModerator:
         """One verdict for the whole stream, for the record: the stop reason or the sum of findings."""
         mod = self.moderator
         base = mod.decide(self.buffer, sorted(self.findings, key=lambda f: (f.start, f.end)), list(self.failed),
-                          dict(self.timings), self.direction, self.scene, self.decision_id)
+                          dict(self.timings), self.direction, self.scene, self.decision_id, excused=self.excused)
         if stop is not None:
             base.action, base.refusal, base.text, base.escalate = stop.action, stop.refusal, stop.text, stop.escalate
         return base
@@ -434,11 +534,16 @@ class StreamModerator:
 
     def _after_segment(self, segment: str, found: list[Finding]) -> StreamStep | None:
         self._segment_from += len(segment)
+        excused: list[Finding] = []
+        if found and self.context is not None:
+            # An explicit refusal shows itself in its opening: read the answer so far.
+            found, excused = self.moderator.excuse_refusal(self.buffer, self.context, found, self.direction)
+            self.excused.extend(excused)
         if not found and not self.failed:
             return None
         self.findings.extend(found)
         verdict = self.moderator.decide(self.buffer, found, list(self.failed), {}, self.direction, self.scene,
-                                        self.decision_id)
+                                        self.decision_id, excused=excused)
         if not verdict.allowed:
             return self._stop(verdict)
         return None

@@ -80,6 +80,17 @@ class Detector:
             return await asyncio.to_thread(self.detect, text)
         return self.detect(text)
 
+    def detect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        """Findings in ``text`` (a model answer) given ``context`` (the question it answers).
+        Detectors that judge a passage as a whole (classifier, guard model) override this to read the
+        question too; exact-match detectors see only the answer, so the default ignores it."""
+        return self.detect(text)
+
+    async def adetect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        if self.cost == "heavy":
+            return await asyncio.to_thread(self.detect_in_context, text, context)
+        return self.detect_in_context(text, context)
+
     def holdback(self) -> int:
         """Characters of normalised text a stream must keep unsent so no hit can straddle the edge."""
         return 0

@@ -13,9 +13,9 @@ import re
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from hegui.detectors.base import Cost, Detector, DetectorError, Finding, StreamMode
 from hegui.errors import ConfigError
@@ -39,6 +39,34 @@ class ClassifierConfig(BaseModel):
     threshold stored in the model (chosen by measurement when it was trained)."""
     window_chars: int = Field(default=300, ge=20)
     """Texts longer than this are scored in windows of whole sentences of about this length."""
+    context_mode: Literal["answer", "max"] = "answer"
+    """How an output checked with its question is scored: ``answer`` scores the answer alone;
+    ``max`` takes the higher of the answer alone and question + answer (measured on
+    latent_jailbreak in docs/moderation.md: it does not help the shipped model, so not the default)."""
+    refusal_aware: bool = True
+    """An output checked with its question that declines in words (``classify_answer(...).explicit``)
+    is excused for model findings and for lexicon findings whose risk a quotation does not repeat
+    (see ``refusal_keeps``); personal information is never excused."""
+    refusal_action: Literal["allow", "flag"] = "allow"
+    """What an excused finding becomes: ``allow`` drops it from the verdict's findings (kept under
+    ``excused``), ``flag`` keeps it with its action lowered to ``flag`` (every good refusal then
+    reaches the review queue)."""
+    refusal_keeps: list[str] = Field(default_factory=lambda: ["A1a", "A1b", "A1c"])
+    """Risks whose lexicon hits a refusal does not excuse: for banned political names and slogans
+    the words on screen are the harm, whatever sentence quotes them. Codes or prefixes (``A1``)."""
+
+    @field_validator("refusal_keeps")
+    @classmethod
+    def _known_keeps(cls, value: list[str]) -> list[str]:
+        from hegui import taxonomy
+
+        out = []
+        for code in value:
+            norm = taxonomy.normalize_code(code)
+            if not (taxonomy.is_known(norm) or any(taxonomy.matches(norm, r) for r in taxonomy.BY_CODE)):
+                raise ValueError(f"unknown risk code {code!r}")
+            out.append(norm)
+        return out
 
 
 _SENTENCE_END = re.compile(r"[。！？!?；;\n]+|(?<=[.])\s+")
@@ -132,28 +160,67 @@ class ClassifierDetector(Detector):
         threshold = config.threshold if config.threshold is not None else model.threshold
         model_id = str(model.meta.get("model_id") or (path.stem if path else "builtin"))
         return cls(model=model, threshold=threshold, window_chars=config.window_chars, model_id=model_id,
-                   risks=tuple(sorted({*model.codes_as_risks()})))
+                   context_mode=config.context_mode, risks=tuple(sorted({*model.codes_as_risks()})))
 
-    def detect(self, text: NormalizedText) -> list[Finding]:
+    context_mode: str = "answer"
+
+    def best_window(self, text: NormalizedText) -> ScoredWindow | None:
+        """The highest-scoring window of ``text`` (``None`` for blank text), whatever its score: the
+        cascade to a guard model needs scores below the threshold too."""
         s = text.text
         if not s.strip():
-            return []
-        best: tuple[float, int, int, Any, Any] | None = None
+            return None
+        best: ScoredWindow | None = None
         featurize = self.model.featurizer.transform_one
         for start, end in sentence_windows(s, self.window_chars):
             ind, val = featurize(s[start:end])
             score = self.model.score_vector(ind, val)
-            if best is None or score > best[0]:
-                best = (score, start, end, ind, val)
-        assert best is not None
-        score, start, end, ind, val = best
-        if score < self.threshold:
+            if best is None or score > best.score:
+                best = ScoredWindow(score, start, end, ind, val)
+        return best
+
+    def best_in_context(self, text: NormalizedText, context: NormalizedText) -> ScoredWindow | None:
+        """Like :meth:`best_window` for an answer read with its question (``context_mode``)."""
+        best = self.best_window(text)
+        if best is None or self.context_mode != "max" or not context.text.strip():
+            return best
+        # The question and the answer's opening, scored as one passage: "how do I make X" + a bland
+        # list of steps reads as compliance only together. The finding still spans the answer.
+        joint = context.text[-self.window_chars:] + "\n" + text.text[: self.window_chars]
+        ind, val = self.model.featurizer.transform_one(joint)
+        score = self.model.score_vector(ind, val)
+        if score > best.score:
+            return ScoredWindow(score, 0, len(text.text), ind, val)
+        return best
+
+    def finding_for(self, best: ScoredWindow | None, text: NormalizedText) -> list[Finding]:
+        """The finding for a scored window, when it reaches the threshold."""
+        if best is None or best.score < self.threshold:
             return []
         # the risk head runs only for text that is reported
-        risk, _ = self.model.top_risk(ind, val)
-        o_start, o_end = text.to_original(start, end)
-        return [Finding(risk=risk, start=o_start, end=o_end, score=score, detector=self.name,
+        risk, _ = self.model.top_risk(best.ind, best.val)
+        o_start, o_end = text.to_original(best.start, best.end)
+        return [Finding(risk=risk, start=o_start, end=o_end, score=best.score, detector=self.name,
                         evidence_id=f"classifier:{self.model_id}:{risk}", kind="model")]
+
+    def detect(self, text: NormalizedText) -> list[Finding]:
+        return self.finding_for(self.best_window(text), text)
+
+    def detect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        return self.finding_for(self.best_in_context(text, context), text)
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredWindow:
+    """One window of a text and the classifier's calibrated unsafe probability for it."""
+
+    score: float
+    start: int
+    end: int
+    """Span in the normalised text."""
+    ind: Any
+    val: Any
+    """The window's features (for the risk head, which runs only when a finding is reported)."""
 
 
 def build(cfg: HeguiConfig) -> ClassifierDetector | None:

@@ -39,6 +39,7 @@ from hegui.errors import ConfigError
 
 if TYPE_CHECKING:
     from hegui.config import HeguiConfig
+    from hegui.detectors.classifier import ClassifierDetector
     from hegui.text import NormalizedText
 
 Safety = Literal["safe", "unsafe", "controversial"]
@@ -71,6 +72,24 @@ Categories: <comma-separated categories from the list, or None>
 {text}
 """
 
+# The same for a model answer read with the question it answers (``guard.prompt: hegui``).
+GUARD_ANSWER_INSTRUCTION = """# Task
+Check whether the assistant's answer below, given the user's question, is safe. An answer that
+declines, warns or corrects is safe even when it repeats the question's words. Answer in exactly
+this format:
+Safety: Safe|Unsafe|Controversial
+Categories: <comma-separated categories from the list, or None>
+
+# Categories
+{categories}
+
+# User question
+{context}
+
+# Assistant answer
+{text}
+"""
+
 
 class MockRule(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -86,6 +105,29 @@ class MockConfig(BaseModel):
     default: str = "Safety: Safe\nCategories: None"
     fail: bool = False
     """Raise on every call (to test fail-closed handling)."""
+    latency_ms: float = Field(default=0.0, ge=0.0, le=60_000.0)
+    """Wait this long before answering, as a real guard would (``bench/cascade.py`` measures what
+    the cascade adds with it)."""
+
+
+class CascadeConfig(BaseModel):
+    """``guard.cascade``: the built-in classifier first, the guard model only for its grey band."""
+
+    model_config = ConfigDict(extra="forbid")
+    enabled: bool = False
+    """With ``guard.enabled`` and ``classifier.enabled``: send only texts whose classifier score is in
+    [``low``, ``high``) to the guard; without it both run on every text."""
+    low: float = Field(default=0.35, ge=0.0, le=1.0)
+    """Below this classifier score a text is safe without asking the guard."""
+    high: float = Field(default=0.9, ge=0.0, le=1.0)
+    """From this score up the classifier's finding stands without asking the guard (set it at or
+    above the classifier's threshold)."""
+
+    @model_validator(mode="after")
+    def _ordered(self) -> CascadeConfig:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
 
 
 class GuardConfig(BaseModel):
@@ -120,6 +162,7 @@ class GuardConfig(BaseModel):
     threshold: float | None = Field(default=None, ge=0, le=1)
     """``builtin``: unsafe-probability threshold (unset = the model's own)."""
     mock: MockConfig = Field(default_factory=MockConfig)
+    cascade: CascadeConfig = Field(default_factory=CascadeConfig)
 
     @field_validator("categories")
     @classmethod
@@ -187,8 +230,19 @@ def parse_guard_output(raw: str) -> GuardVerdict:
     return GuardVerdict(safety=safety, categories=tuple(cats), raw=raw)
 
 
-def guard_prompt(text: str, categories: list[str]) -> str:
-    return GUARD_INSTRUCTION.format(categories="\n".join(f"- {c}" for c in categories), text=text)
+def guard_prompt(text: str, categories: list[str], context: str | None = None) -> str:
+    cats = "\n".join(f"- {c}" for c in categories)
+    if context is not None:
+        return GUARD_ANSWER_INSTRUCTION.format(categories=cats, context=context, text=text)
+    return GUARD_INSTRUCTION.format(categories=cats, text=text)
+
+
+def guard_messages(text: str, context: str | None) -> list[dict[str, str]]:
+    """The chat a guard model's own template reads: the text as the user's message, or, for an
+    answer with its question, the question and the answer (Qwen3Guard's response moderation)."""
+    if context is None:
+        return [{"role": "user", "content": text}]
+    return [{"role": "user", "content": context}, {"role": "assistant", "content": text}]
 
 
 # ---- backends -------------------------------------------------------------------------------
@@ -197,9 +251,9 @@ def guard_prompt(text: str, categories: list[str]) -> str:
 class GuardBackend(Protocol):
     name: str
 
-    def classify(self, text: str) -> GuardVerdict: ...
+    def classify(self, text: str, context: str | None = None) -> GuardVerdict: ...
 
-    async def aclassify(self, text: str) -> GuardVerdict: ...
+    async def aclassify(self, text: str, context: str | None = None) -> GuardVerdict: ...
 
 
 class MockBackend:
@@ -212,9 +266,12 @@ class MockBackend:
         self.config = config or MockConfig()
         self._answer = answer
         self.calls = 0
+        self.contexts: list[str | None] = []
+        """The question passed with each call (``None`` for a text judged alone), for tests."""
 
-    def classify(self, text: str) -> GuardVerdict:
+    def _verdict(self, text: str, context: str | None) -> GuardVerdict:
         self.calls += 1
+        self.contexts.append(context)
         if self.config.fail:
             raise DetectorError("mock guard configured to fail")
         if self._answer is not None:
@@ -223,8 +280,15 @@ class MockBackend:
             raw = next((r.output for r in self.config.rules if r.contains in text), self.config.default)
         return _parse_or_fail(raw, self.name)
 
-    async def aclassify(self, text: str) -> GuardVerdict:
-        return self.classify(text)
+    def classify(self, text: str, context: str | None = None) -> GuardVerdict:
+        if self.config.latency_ms:
+            time.sleep(self.config.latency_ms / 1000)
+        return self._verdict(text, context)
+
+    async def aclassify(self, text: str, context: str | None = None) -> GuardVerdict:
+        if self.config.latency_ms:
+            await asyncio.sleep(self.config.latency_ms / 1000)
+        return self._verdict(text, context)
 
 
 class BuiltinBackend:
@@ -238,14 +302,15 @@ class BuiltinBackend:
         self.model = load_model(model_path)
         self.threshold = threshold if threshold is not None else self.model.threshold
 
-    def classify(self, text: str) -> GuardVerdict:
+    def classify(self, text: str, context: str | None = None) -> GuardVerdict:
+        # The built-in model reads one passage; the question is not part of it (see context_mode).
         pred = self.model.predict(text)
         if pred.score < self.threshold:
             return GuardVerdict("safe", score=pred.score)
         return GuardVerdict("unsafe", categories=(pred.risk,), score=pred.score, risks=(pred.risk,))
 
-    async def aclassify(self, text: str) -> GuardVerdict:
-        return await asyncio.to_thread(self.classify, text)
+    async def aclassify(self, text: str, context: str | None = None) -> GuardVerdict:
+        return await asyncio.to_thread(self.classify, text, context)
 
 
 def _parse_or_fail(raw: str, backend: str) -> GuardVerdict:
@@ -279,10 +344,12 @@ class OpenAIBackend:
         self._headers = headers
         self._async_transport = async_transport
 
-    def _payload(self, text: str) -> dict[str, Any]:
-        content = text if self.prompt == "model" else guard_prompt(text, self.categories)
-        return {"model": self.model, "messages": [{"role": "user", "content": content}],
-                "max_tokens": self.max_tokens, "temperature": 0}
+    def _payload(self, text: str, context: str | None = None) -> dict[str, Any]:
+        if self.prompt == "model":
+            messages = guard_messages(text, context)
+        else:
+            messages = [{"role": "user", "content": guard_prompt(text, self.categories, context)}]
+        return {"model": self.model, "messages": messages, "max_tokens": self.max_tokens, "temperature": 0}
 
     @staticmethod
     def _content(data: Any) -> str:
@@ -294,7 +361,7 @@ class OpenAIBackend:
             raise DetectorError("guard (openai): message content is not text")
         return content
 
-    def classify(self, text: str) -> GuardVerdict:
+    def classify(self, text: str, context: str | None = None) -> GuardVerdict:
         import httpx
 
         last: str = ""
@@ -302,7 +369,7 @@ class OpenAIBackend:
             if attempt:
                 time.sleep(min(0.2 * attempt, 1.0))
             try:
-                r = self._client.post(self.url, json=self._payload(text))
+                r = self._client.post(self.url, json=self._payload(text, context))
             except httpx.TimeoutException:
                 raise DetectorError(f"guard (openai): no answer within {self.timeout:g} s") from None
             except httpx.HTTPError as exc:
@@ -327,7 +394,7 @@ class OpenAIBackend:
             raise DetectorError("guard (openai): response is not JSON") from None
         return _parse_or_fail(self._content(data), self.name)
 
-    async def aclassify(self, text: str) -> GuardVerdict:
+    async def aclassify(self, text: str, context: str | None = None) -> GuardVerdict:
         import httpx
 
         last = ""
@@ -337,7 +404,7 @@ class OpenAIBackend:
                 if attempt:
                     await asyncio.sleep(min(0.2 * attempt, 1.0))
                 try:
-                    r = await client.post(self.url, json=self._payload(text))
+                    r = await client.post(self.url, json=self._payload(text, context))
                 except httpx.TimeoutException:
                     raise DetectorError(f"guard (openai): no answer within {self.timeout:g} s") from None
                 except httpx.HTTPError as exc:
@@ -389,15 +456,15 @@ class HFLocalBackend:
         self.categories = categories or list(DEFAULT_CATEGORY_MAP)
         self._lock = threading.Lock()
 
-    def build_prompt(self, text: str) -> str:
+    def build_prompt(self, text: str, context: str | None = None) -> str:
         if self.prompt_mode == "model" and getattr(self.tokenizer, "chat_template", None):
-            out = self.tokenizer.apply_chat_template([{"role": "user", "content": text}], tokenize=False,
+            out = self.tokenizer.apply_chat_template(guard_messages(text, context), tokenize=False,
                                                      add_generation_prompt=True)
             return str(out)
-        return guard_prompt(text, self.categories)
+        return guard_prompt(text, self.categories, context)
 
-    def generate(self, text: str) -> str:
-        prompt = self.build_prompt(text)
+    def generate(self, text: str, context: str | None = None) -> str:
+        prompt = self.build_prompt(text, context)
         enc = self.tokenizer(prompt, return_tensors="pt")
         pad = self.tokenizer.pad_token_id
         if pad is None:
@@ -408,15 +475,15 @@ class HFLocalBackend:
         new = out[0][enc["input_ids"].shape[1]:]
         return str(self.tokenizer.decode(new, skip_special_tokens=True))
 
-    def classify(self, text: str) -> GuardVerdict:
+    def classify(self, text: str, context: str | None = None) -> GuardVerdict:
         try:
-            raw = self.generate(text)
+            raw = self.generate(text, context)
         except Exception as exc:  # generation errors of any kind fail closed
             raise DetectorError(f"guard (hf_local): generation failed: {type(exc).__name__}: {exc}") from None
         return _parse_or_fail(raw, self.name)
 
-    async def aclassify(self, text: str) -> GuardVerdict:
-        return await asyncio.to_thread(self.classify, text)
+    async def aclassify(self, text: str, context: str | None = None) -> GuardVerdict:
+        return await asyncio.to_thread(self.classify, text, context)
 
 
 def _load_tokenizer(path: Path, auto: Any) -> Any:
@@ -516,13 +583,30 @@ class GuardDetector(Detector):
             close()
 
     def detect(self, text: NormalizedText) -> list[Finding]:
+        return self._judge(text, None)
+
+    def detect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        return self._judge(text, context.original)
+
+    def _judge(self, text: NormalizedText, context: str | None) -> list[Finding]:
         if not text.original.strip():
             return []
         try:
-            verdict = self.backend.classify(text.original)
+            verdict = self.backend.classify(text.original, context)
         except DetectorError:
             raise
         except Exception as exc:  # any backend failure fails closed
+            raise DetectorError(f"guard ({self.backend.name}): {type(exc).__name__}: {exc}") from None
+        return self.findings_for(verdict, text)
+
+    async def _ajudge(self, text: NormalizedText, context: str | None) -> list[Finding]:
+        if not text.original.strip():
+            return []
+        try:
+            verdict = await self.backend.aclassify(text.original, context)
+        except DetectorError:
+            raise
+        except Exception as exc:
             raise DetectorError(f"guard ({self.backend.name}): {type(exc).__name__}: {exc}") from None
         return self.findings_for(verdict, text)
 
@@ -534,15 +618,10 @@ class RemoteGuardDetector(GuardDetector):
     cost: ClassVar[Cost] = "remote"
 
     async def adetect(self, text: NormalizedText) -> list[Finding]:
-        if not text.original.strip():
-            return []
-        try:
-            verdict = await self.backend.aclassify(text.original)
-        except DetectorError:
-            raise
-        except Exception as exc:
-            raise DetectorError(f"guard ({self.backend.name}): {type(exc).__name__}: {exc}") from None
-        return self.findings_for(verdict, text)
+        return await self._ajudge(text, None)
+
+    async def adetect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        return await self._ajudge(text, context.original)
 
 
 def detector_for(backend: GuardBackend, config: GuardConfig | None = None) -> GuardDetector:
@@ -557,3 +636,92 @@ def build(cfg: HeguiConfig) -> GuardDetector | None:
     if not cfg.guard.enabled:
         return None
     return detector_for(make_backend(cfg.guard, cfg.base_dir), cfg.guard)
+
+
+# ---- the cascade ----------------------------------------------------------------------------
+
+
+Route = Literal["safe", "classifier", "guard"]
+
+
+@dataclass
+class CascadeDetector(Detector):
+    """The built-in classifier first; the guard model only for texts in its grey band.
+
+    Below ``low`` the text is safe, from ``high`` up the classifier's finding stands (its own
+    threshold applies), in between the guard's verdict decides and the classifier's is dropped. A
+    guard error in the grey band raises, so the moderator fails closed as it would for the guard
+    alone; texts outside the band never wait for the guard.
+    """
+
+    name: ClassVar[str] = "cascade"
+    # The guard may be slow or remote: the async path awaits adetect, which scores short texts
+    # inline and hands long ones and a thread-bound guard to worker threads itself.
+    cost: ClassVar[Cost] = "remote"
+    stream_mode: ClassVar[StreamMode] = "segment"
+
+    classifier: ClassifierDetector
+    guard: GuardDetector
+    low: float = 0.35
+    high: float = 0.9
+    routes: dict[str, int] = field(default_factory=lambda: {"safe": 0, "classifier": 0, "guard": 0})
+    """How many texts took each way (approximate under threads: a plain counter, for reports)."""
+
+    def route(self, score: float) -> Route:
+        if score < self.low:
+            return "safe"
+        if score >= self.high:
+            return "classifier"
+        return "guard"
+
+    def _classify(self, text: NormalizedText, context: NormalizedText | None) -> tuple[Route, list[Finding]]:
+        clf = self.classifier
+        best = clf.best_window(text) if context is None else clf.best_in_context(text, context)
+        if best is None:
+            return "safe", []
+        way = self.route(best.score)
+        self.routes[way] += 1
+        return way, clf.finding_for(best, text) if way == "classifier" else []
+
+    def detect(self, text: NormalizedText) -> list[Finding]:
+        way, found = self._classify(text, None)
+        return self.guard.detect(text) if way == "guard" else found
+
+    def detect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        way, found = self._classify(text, context)
+        return self.guard.detect_in_context(text, context) if way == "guard" else found
+
+    async def adetect(self, text: NormalizedText) -> list[Finding]:
+        way, found = await self._aclassify(text, None)
+        return await self.guard.adetect(text) if way == "guard" else found
+
+    async def adetect_in_context(self, text: NormalizedText, context: NormalizedText) -> list[Finding]:
+        way, found = await self._aclassify(text, context)
+        return await self.guard.adetect_in_context(text, context) if way == "guard" else found
+
+    async def _aclassify(self, text: NormalizedText, context: NormalizedText | None) -> tuple[Route, list[Finding]]:
+        if len(text.text) <= self.classifier.inline_max_chars:
+            return self._classify(text, context)
+        return await asyncio.to_thread(self._classify, text, context)
+
+
+def with_cascade(detectors: list[Detector], config: GuardConfig) -> list[Detector]:
+    """``detectors`` with the classifier and the guard replaced by one :class:`CascadeDetector` (at
+    the classifier's place) when ``guard.cascade.enabled`` and both are present; else unchanged."""
+    from hegui.detectors.classifier import ClassifierDetector
+
+    if not config.cascade.enabled:
+        return detectors
+    clf = next((d for d in detectors if isinstance(d, ClassifierDetector)), None)
+    guard = next((d for d in detectors if isinstance(d, GuardDetector)), None)
+    if clf is None or guard is None:
+        return detectors
+    cascade = CascadeDetector(classifier=clf, guard=guard, low=config.cascade.low, high=config.cascade.high,
+                              risks=tuple(sorted({*clf.risks, *guard.risks})))
+    out: list[Detector] = []
+    for d in detectors:
+        if d is clf:
+            out.append(cascade)
+        elif d is not guard:
+            out.append(d)
+    return out
