@@ -2,7 +2,7 @@
 
 One JSON object a line: ``text`` (str), ``label`` (1 unsafe / 0 safe) and optional ``tc260``
 (risk codes, ``|``-separated, any spelling :func:`hegui.taxonomy.normalize_code` accepts), ``source``,
-``kind``, ``id``, ``split``. A bad line raises :class:`UserError` naming ``file:line`` and the field.
+``kind``, ``id``, ``split``, ``prompt`` (the question an answer belongs to). A bad line raises :class:`UserError` naming ``file:line`` and the field.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ class Example:
     kind: str = ""
     id: str = ""
     split: str = ""
+    prompt: str = ""
+    """For an answer (``kind`` = ``response``): the question it answers, when the source has it."""
 
 
 def parse_codes(raw: object, where: str) -> tuple[str, ...]:
@@ -96,6 +98,7 @@ def _parse_line(line: str, where: str, default_source: str) -> Example:
         kind=str(obj.get("kind") or ""),
         id=str(obj.get("id") or ""),
         split=str(obj.get("split") or ""),
+        prompt=str(obj.get("prompt") or ""),
     )
 
 
