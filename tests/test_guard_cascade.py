@@ -35,7 +35,7 @@ UNSAFE = "Safety: Unsafe\nCategories: Violent"
 class StubModel:
     threshold = 0.6
 
-    class featurizer:  # noqa: N801 - mirrors the attribute name of RiskModel
+    class featurizer:  # mirrors the attribute name of RiskModel
         @staticmethod
         def transform_one(text: str) -> tuple[str, None]:
             return text, None

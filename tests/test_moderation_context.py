@@ -152,7 +152,7 @@ def test_acheck_excuses_like_check() -> None:
 
 def _stream(m: Moderator, chunks: list[str], context: str | None) -> tuple[str, bool, Any]:
     sm = m.stream("output", context=context)
-    sent, stopped = "", False
+    sent = ""
     for c in chunks:
         step = sm.feed(c)
         sent += step.emit
@@ -202,7 +202,7 @@ class StubModel:
 
     threshold = 0.5
 
-    class featurizer:  # noqa: N801 - mirrors the attribute name of RiskModel
+    class featurizer:  # mirrors the attribute name of RiskModel
         @staticmethod
         def transform_one(text: str) -> tuple[str, None]:
             return text, None
