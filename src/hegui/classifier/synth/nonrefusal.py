@@ -25,14 +25,14 @@ def generate(n: int, *, seed: int = 0, style: Style = "train") -> list[Row]:
     tails = half(load_data("phrasing")["tails"], style)
     order = list(TOPICS)
     m = RowMaker(GENRE, seed, style)
-    misses = 0
+    skipped, streak = 0, 0
     for _ in m.attempts(n):
         if len(m.rows) >= n:
             break
         rng = m.rng
-        # round-robin over the topics so every topic gets its share however small n is; a repeat
-        # moves on to the next topic, so one exhausted topic does not stall the run
-        topic = order[(len(m.rows) + misses) % len(order)]
+        # round-robin over the topics so every topic gets its share however small n is; twenty
+        # repeats in a row move on to the next topic, so an exhausted topic does not stall the run
+        topic = order[(len(m.rows) + skipped) % len(order)]
         questions, xs = topics[topic]
         i, q = pick(rng, questions)
         q = q.format(x=pick(rng, xs))
@@ -44,7 +44,9 @@ def generate(n: int, *, seed: int = 0, style: Style = "train") -> list[Row]:
             category=f"nonrefusal:{topic}",
             template=f"{w['id']}/{topic}.q{i:02d}",
         )
-        misses += not added
+        streak = 0 if added else streak + 1
+        if streak >= 20:
+            skipped, streak = skipped + 1, 0
     return m.rows
 
 
