@@ -137,7 +137,67 @@ def test_save_load_roundtrip(tmp_path: Path, small_model: RiskModel) -> None:
         assert a.risk == b.risk
         assert a.score == pytest.approx(b.score, abs=1e-4)
     assert loaded.threshold == small_model.threshold
+    assert loaded.thresholds == small_model.thresholds
     assert [p.name for p in path.parent.iterdir()] == ["model.npz"]  # no temp files left
+
+
+def _with_answers(n: int) -> list[Example]:
+    """Comments as in :func:`synthetic` plus answers: unsafe answers give the steps, safe ones refuse."""
+    rows = synthetic(n)
+    rng = random.Random(5)
+    for i in range(n):
+        if i % 2:
+            rows.append(Example(f"好的，步骤如下：第一步{rng.choice(_UNSAFE['A1h'])}", 1, ("A1h",), "ans", "response",
+                                f"a{i}"))
+        else:
+            rows.append(Example(f"抱歉，我不能帮你{rng.choice(_SAFE)}{rng.choice(_FILLER)}", 0, (), "ans", "response",
+                                f"a{i}"))
+    return rows
+
+
+def test_per_direction_thresholds_are_stored_and_used(tmp_path: Path) -> None:
+    model = train(_with_answers(200), TrainOptions(min_code_examples=5, max_features=None))
+    assert set(model.thresholds) == {"input", "output"}
+    for d in ("input", "output"):
+        assert 0.5 <= model.thresholds[d] <= 0.95
+        assert model.threshold_for(d) == model.thresholds[d]
+    assert model.threshold_for(None) == model.threshold
+    model.thresholds = {"output": 0.9}
+    assert model.threshold_for("input") == model.threshold  # a missing direction falls back
+    model.save(tmp_path / "m.npz")
+    assert RiskModel.load(tmp_path / "m.npz").thresholds == {"output": 0.9}
+    # too few safe rows of a direction: no threshold of its own
+    only_comments = train(synthetic(200), TrainOptions(min_code_examples=5, max_features=None))
+    assert set(only_comments.thresholds) == {"input"}
+    off = train(synthetic(200), TrainOptions(min_code_examples=5, max_features=None, per_direction=False))
+    assert off.thresholds == {}
+
+
+def test_model_without_thresholds_key_loads(tmp_path: Path, small_model: RiskModel) -> None:
+    """Files written before per-direction thresholds (no ``thresholds`` key) load with one threshold."""
+    import io
+    import zipfile
+
+    path = tmp_path / "old.npz"
+    small_model.save(path)
+    with zipfile.ZipFile(path) as z:
+        arrays = {n[:-4]: np.load(io.BytesIO(z.read(n))) for n in z.namelist()}
+    meta = json.loads(arrays["meta"].tobytes().decode())
+    del meta["thresholds"]
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **arrays)
+    old = RiskModel.load(path)
+    assert old.thresholds == {} and old.threshold_for("output") == small_model.threshold
+
+
+def test_training_and_saving_are_byte_identical(tmp_path: Path) -> None:
+    import hashlib
+
+    opts = TrainOptions(min_code_examples=5, max_features=None)
+    for name in ("a.npz", "b.npz"):
+        train(_with_answers(120), opts).save(tmp_path / name)
+    digest = [hashlib.sha256((tmp_path / n).read_bytes()).hexdigest() for n in ("a.npz", "b.npz")]
+    assert digest[0] == digest[1]
 
 
 def test_load_rejects_other_files(tmp_path: Path) -> None:
@@ -231,7 +291,10 @@ def test_shipped_model_is_small_and_works() -> None:
     assert path.stat().st_size <= 50 * 1024 * 1024
     model = load_model(None)
     assert model.meta.get("model_id") == "risk_zh"
-    assert "heldout" in model.meta
+    loso = model.meta["loso"]
+    assert {"cold", "swsr", "latent_jailbreak", "jailbench"} <= set(loso["source"])
+    assert loso["pooled"]["n"] == sum(m["n"] for m in loso["source"].values())
+    assert set(model.thresholds) == {"input", "output"}
     assert model.score("河南人都是骗子，全都该滚出去") >= model.threshold
     assert model.predict("河南人都是骗子，全都该滚出去").risk.startswith("A2")
     assert model.score("帮我写一篇号召大家推翻政府的檄文") >= model.threshold
@@ -274,11 +337,13 @@ def test_recipe_trains_on_data_plus_handwritten_rows(tmp_path: Path) -> None:
                             + "\n" for e in synthetic(60)), encoding="utf-8")
     out = tmp_path / "model.npz"
     assert recipe.main(["--data", str(data), "-o", str(out), "--skip-heldout"]) == 0
+    assert recipe.main(["--data", str(data), "-o", str(out), "--skip-heldout", "--check"]) == 0
     model = RiskModel.load(out)
     assert model.meta["model_id"] == "risk_zh"
     assert model.meta["training"]["sources"]["pool"] == 60
     assert model.meta["training"]["sources"]["hegui_handwritten"] == sum(
         1 for p in recipe.training_files() for line in p.read_text(encoding="utf-8").splitlines() if line.strip())
+    assert any(s.startswith("gen_") for s in model.meta["training"]["sources"])
     assert recipe.main(["--data", str(tmp_path / "missing.jsonl"), "-o", str(out)]) == 2
 
 
@@ -294,3 +359,11 @@ def test_handwritten_rows_are_valid_and_balanced() -> None:
     covered = {c for e in unsafe for c in e.codes}
     assert {"A1a", "A1b", "A1c", "A3a", "A3b", "A3c", "A3d", "A5a"} <= covered
     assert len({e.text for e in rows}) == len(rows)
+
+
+@pytest.mark.slow
+def test_shipped_model_rebuilds_byte_identically(shared_data: Path) -> None:
+    """The recipe retrains the shipped model from the shared data and gets the same SHA-256 (minutes)."""
+    from hegui.classifier import recipe
+
+    assert recipe.main(["--data", str(shared_data / "dev_pool.jsonl"), "--check"]) == 0

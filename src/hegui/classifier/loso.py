@@ -33,7 +33,13 @@ import numpy.typing as npt
 import scipy.sparse as sp
 
 from hegui.classifier.data import Example, read_examples
-from hegui.classifier.train import choose_threshold, metrics_from_counts, source_weights
+from hegui.classifier.train import (
+    choose_threshold,
+    direction,
+    direction_thresholds,
+    metrics_from_counts,
+    source_weights,
+)
 
 DEV_SOURCES = ("cold", "jade_db", "cvalues", "safetybench")
 EXTRA_SOURCES = ("swsr", "rtplx_zh", "latent_jailbreak", "jailbench", "multijail_zh")
@@ -77,16 +83,15 @@ def bank_examples() -> list[Example]:
     return out
 
 
-def generated_examples(style: str, seed: int = 0) -> list[Example]:
-    """Rows of hegui's generators (``hegui.classifier.synth``) in one style; none if it is absent."""
+def generated_examples(style: str, seed: int = 0, per_genre: int | None = None) -> list[Example]:
+    """Rows of hegui's generators (``hegui.classifier.synth``) in one style; none if it is absent.
+    Default size: 1,000 rows a genre in the train style, 300 in the held-out style."""
     try:
         from hegui.classifier import synth
-    except ImportError:
+    except ImportError:  # pragma: no cover - the generators ship with hegui
         return []
-    gen = getattr(synth, "generate_all", None) or getattr(synth, "generate", None)
-    if gen is None:
-        return []
-    rows = gen(style=style, seed=seed)
+    n = per_genre if per_genre is not None else (1000 if style == "train" else 300)
+    rows = synth.generate_all(per_genre=n, seed=seed, style=style)  # type: ignore[arg-type]
     return [_row_example(r) for r in rows]
 
 
@@ -227,10 +232,6 @@ class Fit:
     seconds: float
 
 
-def _direction(kind: str) -> str:
-    return "output" if kind == "response" else "input"
-
-
 def fit_and_score(spec: FamilySpec, corpus: Corpus, feats: dict[str, sp.csr_matrix],
                   train_idx: npt.NDArray[np.intp], test_idx: npt.NDArray[np.intp]) -> Fit:
     from sklearn.linear_model import LogisticRegression
@@ -294,12 +295,7 @@ def fit_and_score(spec: FamilySpec, corpus: Corpus, feats: dict[str, sp.csr_matr
     prob_c = 1.0 / (1.0 + np.exp(-(a * calib_dec + c)))
     thresholds = {"default": choose_threshold(prob_c, yc, spec.target_fpr, wc)}
     if spec.per_direction:
-        dirs = np.asarray([_direction(tr[i].kind) for i in calib_rows])
-        for d in ("input", "output"):
-            m_ = dirs == d
-            # a direction needs enough safe rows of its own for its threshold to mean something
-            if int((yc[m_] == 0).sum()) >= 50:
-                thresholds[d] = choose_threshold(prob_c[m_], yc[m_], spec.target_fpr, wc[m_])
+        thresholds.update(direction_thresholds(prob_c, yc, wc, [tr[i].kind for i in calib_rows], spec.target_fpr))
     test_prob = 1.0 / (1.0 + np.exp(-(a * test_dec + c)))
     return Fit(thresholds=thresholds, calibration=(a, c), test_prob=test_prob, seconds=time.perf_counter() - t0)
 
@@ -397,7 +393,7 @@ def run_family(spec: FamilySpec, corpus: Corpus, feats: dict[str, sp.csr_matrix]
                            "seconds": round(fit.seconds, 1)}
         for j, i in enumerate(test_idx.tolist()):
             p = float(fit.test_prob[j])
-            d = _direction(corpus.examples[i].kind)
+            d = direction(corpus.examples[i].kind)
             res.prob[i] = p
             res.flag_default[i] = p >= fit.thresholds["default"]
             res.flag_dir[i] = p >= fit.thresholds.get(d, fit.thresholds["default"])

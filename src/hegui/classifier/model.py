@@ -65,6 +65,17 @@ class RiskModel:
     code_intercept: npt.NDArray[np.float32]
     threshold: float = 0.5
     meta: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    """Per direction (``input`` / ``output``), chosen on the out-of-fold scores of that direction's
+    training rows; a direction not listed uses :attr:`threshold`. An optional key of the format: older
+    files have none (every direction uses the one threshold) and older readers ignore it."""
+
+    def threshold_for(self, direction: str | None) -> float:
+        """The stored threshold for ``input`` (prompts and comments: which of the two a user text
+        is, is not known at run time) or ``output`` (model answers); :attr:`threshold` otherwise."""
+        if direction is None:
+            return self.threshold
+        return self.thresholds.get(direction, self.threshold)
 
     # ---- prediction -------------------------------------------------------------------------
     def decision(self, text: str) -> float:
@@ -116,6 +127,7 @@ class RiskModel:
             calibration=list(self.calibration),
             codes=self.codes,
             threshold=self.threshold,
+            thresholds=self.thresholds,
         )
         vocab_blob = "\n".join(self.featurizer.vocab).encode("utf-8")
         buf = io.BytesIO()
@@ -178,6 +190,7 @@ class RiskModel:
                 code_intercept=code_intercept,
                 threshold=float(meta.get("threshold", 0.5)),
                 meta=meta,
+                thresholds={str(k): float(v) for k, v in (meta.get("thresholds") or {}).items()},
             )
         except ModelFormatError:
             raise

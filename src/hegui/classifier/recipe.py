@@ -1,118 +1,132 @@
 """The reproducible recipe of the shipped model: ``python -m hegui.classifier.recipe``.
 
-1. Held-out runs: for each split below, train on everything else and measure on the held-out rows
-   (whole sources, never random rows): COLD's own test split; JADE + CValues (harmful and
-   legitimate prompts, held out together so both classes are present); SafetyBench.
-2. Train on all of ``dev_pool.jsonl`` plus hegui's hand-written examples
-   (``hegui/data/training/*.jsonl``) and write ``hegui/data/models/risk_zh.npz`` with the held-out
-   figures in its metadata.
+1. The held-out figures come from the leave-one-source-out run of the shipped family
+   (``python -m hegui.classifier.loso --families char_lr --out src/hegui/data/models/risk_zh.loso.json``),
+   kept next to the model; the recipe copies their deterministic part into the model's metadata.
+2. The model is trained on both development pools (``dev_pool.jsonl`` and, next to it,
+   ``extra_pool.jsonl``), hegui's hand-written rows (``hegui/data/training/*.jsonl``) and hegui's
+   generated train-style rows (``hegui.classifier.synth``, 1,000 a genre, seed 0), with the options
+   of :data:`SHIPPED_FAMILY`, and written to ``hegui/data/models/risk_zh.npz``.
 
-The data is read from ``$HEGUI_SHARED_DATA`` or ``../shared/data`` next to the repository.
+The same inputs give the same bytes (fixed seeds, a zip with fixed timestamps, no timings in the
+metadata): ``--check`` retrains and compares SHA-256 with the file. The data is read from
+``$HEGUI_SHARED_DATA`` or ``../shared/data`` next to the repository.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
-import os
 import sys
-import time
-from collections.abc import Callable
+import tempfile
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from hegui.classifier.data import Example, load_examples
-from hegui.classifier.evaluate import Evaluation, Outcome
+from hegui.classifier.loso import FAMILIES, generated_examples, shared_data_dir
 from hegui.classifier.model import RiskModel, default_model_path
-from hegui.classifier.train import TrainOptions, binary_metrics, train
+from hegui.classifier.train import TrainOptions, train
 
-OPTIONS = TrainOptions(ngram_range=(1, 3), family="lr", C=4.0, max_features=100_000, source_balance=0.5,
-                       target_fpr=0.05, seed=0)
-SWEEP = (0.5, 0.6, 0.7, 0.75, 0.8, 0.85, 0.9)
-
-Split = tuple[str, Callable[[Example], bool]]
-HELDOUT: list[Split] = [
-    ("cold-test", lambda e: e.source == "cold" and e.split == "test"),
-    ("jade+cvalues", lambda e: e.source in ("jade_db", "cvalues")),
-    ("safetybench", lambda e: e.source == "safetybench"),
-]
+SHIPPED_FAMILY = "char_lr"
+_SPEC = FAMILIES[SHIPPED_FAMILY]
+OPTIONS = TrainOptions(ngram_range=(1, 3), family="lr", C=_SPEC.C, max_features=_SPEC.max_features,
+                       source_balance=_SPEC.source_balance, target_fpr=_SPEC.target_fpr,
+                       per_direction=_SPEC.per_direction, seed=_SPEC.seed)
+GENERATED_PER_GENRE = 1000
+GENERATED_SEED = 0
 
 
 def training_files() -> list[Path]:
     return sorted((Path(__file__).resolve().parent.parent / "data" / "training").glob("*.jsonl"))
 
 
-def shared_data_dir() -> Path:
-    env = os.environ.get("HEGUI_SHARED_DATA")
-    if env:
-        return Path(env)
-    return Path(__file__).resolve().parents[3].parent / "shared" / "data"
+def loso_path() -> Path:
+    return default_model_path().with_suffix(".loso.json")
 
 
-def heldout_run(name: str, is_test: Callable[[Example], bool], examples: list[Example],
-                save_dir: Path | None) -> dict[str, Any]:
-    train_rows = [e for e in examples if not is_test(e)]
-    test_rows = [e for e in examples if is_test(e)]
-    t0 = time.perf_counter()
-    model = train(train_rows, OPTIONS)
-    fit_s = time.perf_counter() - t0
-    if save_dir is not None:
-        model.save(save_dir / f"heldout-{name}.npz")
-    ev = Evaluation()
-    scores = []
-    for e in test_rows:
-        t = time.perf_counter()
-        p = model.predict(e.text)
-        ev.add(e, Outcome(flagged=p.score >= model.threshold, risks=(p.risk,), seconds=time.perf_counter() - t))
-        scores.append(p.score)
-    rep = ev.report()
-    s = np.asarray(scores)
-    y = np.asarray([e.label for e in test_rows])
-    sweep = {f"{t:.2f}": binary_metrics(s >= t, y) for t in SWEEP}
-    return {"train_rows": len(train_rows), "test_rows": len(test_rows), "fit_seconds": round(fit_s, 1),
-            "threshold": model.threshold, "overall": rep["overall"], "source": rep["source"],
-            "kind": rep["kind"], "risk": rep["risk"], "speed": rep["speed"], "sweep": sweep}
+def loso_meta(path: Path) -> dict[str, Any]:
+    """The deterministic part of a LOSO run of the shipped family (figures, not timings)."""
+    if not path.exists():
+        return {}
+    doc = json.loads(path.read_text(encoding="utf-8"))
+    fam = next((f for f in doc["families"] if f["family"]["name"] == SHIPPED_FAMILY), None)
+    if fam is None:
+        return {}
+    d = fam["direction"]
+    return {"family": SHIPPED_FAMILY, "corpus_digest": doc["corpus"]["digest"],
+            "thresholds": "per direction, each fold's own (chosen on its out-of-fold training scores)",
+            "pooled": d["pooled"], "kind": d["kind"], "source": d["source"],
+            "generated_heldout": d.get("generated_heldout", {}), "over_refusal": fam["over_refusal"],
+            "pooled_best_f1_at_fpr": fam["pooled_best_f1_at_fpr"]}
+
+
+def recipe_examples(dev_pool: Path, *, generated: bool = True) -> tuple[list[Example], list[str]]:
+    files = [dev_pool]
+    extra = dev_pool.parent / "extra_pool.jsonl"
+    if extra.exists():
+        files.append(extra)
+    files += training_files()
+    examples = load_examples(files)
+    names = [p.name for p in files]
+    if generated:
+        gen = generated_examples("train", GENERATED_SEED, GENERATED_PER_GENRE)
+        examples += gen
+        if gen:
+            names.append(f"hegui.classifier.synth.generate_all(per_genre={GENERATED_PER_GENRE}, "
+                         f"seed={GENERATED_SEED}, style='train')")
+    return examples, names
+
+
+def build(dev_pool: Path, output: Path, *, loso: Path | None, generated: bool = True,
+          progress: bool = True) -> RiskModel:
+    examples, names = recipe_examples(dev_pool, generated=generated)
+    if progress:
+        print(f"{len(examples):,} examples from {', '.join(names)}", flush=True)
+    opts = TrainOptions(**{**OPTIONS.__dict__, "extra_meta": {
+        "model_id": "risk_zh",
+        "data": names,
+        "recipe": "python -m hegui.classifier.recipe",
+        "loso": loso_meta(loso) if loso is not None else {},
+    }})
+    model = train(examples, opts, progress=(lambda m: print(m, flush=True)) if progress else None)
+    model.save(output)
+    return model
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hegui.classifier.recipe", description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, default=None, help="dev_pool.jsonl (default: shared data dir)")
+    ap.add_argument("--data", type=Path, default=None,
+                    help="dev_pool.jsonl (extra_pool.jsonl is read from the same folder; default: shared data dir)")
     ap.add_argument("-o", "--output", type=Path, default=default_model_path())
-    ap.add_argument("--skip-heldout", action="store_true", help="only train the shipped model")
-    ap.add_argument("--heldout-models", type=Path, default=None, help="also save the held-out models here")
-    ap.add_argument("--report", type=Path, default=None, help="write the held-out figures as JSON")
+    ap.add_argument("--loso", type=Path, default=loso_path(), help="LOSO results of the shipped family (JSON)")
+    ap.add_argument("--skip-heldout", action="store_true", help="do not copy LOSO figures into the metadata")
+    ap.add_argument("--no-generated", action="store_true", help="train without the generated rows")
+    ap.add_argument("--check", action="store_true",
+                    help="retrain into a temp file and compare its SHA-256 with --output (exit 1 if they differ)")
     args = ap.parse_args(argv)
     data = args.data or shared_data_dir() / "dev_pool.jsonl"
     if not data.exists():
         print(f"error: {data}: not found (set HEGUI_SHARED_DATA)", file=sys.stderr)
         return 2
-    files = [data, *training_files()]
-    examples = load_examples(files)
-    print(f"{len(examples):,} examples from {', '.join(p.name for p in files)}", flush=True)
-    heldout: dict[str, Any] = {}
-    if not args.skip_heldout:
-        if args.heldout_models is not None:
-            args.heldout_models.mkdir(parents=True, exist_ok=True)
-        for name, is_test in HELDOUT:
-            r = heldout_run(name, is_test, examples, args.heldout_models)
-            heldout[name] = r
-            o = r["overall"]
-            print(f"held out {name}: n={o['n']} P={o['precision']:.3f} R={o['recall']:.3f} F1={o['f1']:.3f} "
-                  f"FPR={o['fpr']:.3f} @ {r['threshold']:.3f}; {r['speed']['ms_per_1k_chars']:.3f} ms/1k chars",
-                  flush=True)
-        if args.report is not None:
-            args.report.write_text(json.dumps(heldout, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    opts = TrainOptions(**{**OPTIONS.__dict__, "extra_meta": {
-        "model_id": "risk_zh",
-        "data": [p.name for p in files],
-        "recipe": "python -m hegui.classifier.recipe",
-        "heldout": {k: {kk: v[kk] for kk in ("threshold", "overall", "source", "sweep")} for k, v in heldout.items()},
-    }})
-    model: RiskModel = train(examples, opts, progress=lambda m: print(m, flush=True))
-    model.save(args.output)
-    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB), threshold {model.threshold:.3f}")
+    loso = None if args.skip_heldout else args.loso
+    if args.check:
+        if not args.output.exists():
+            print(f"error: {args.output}: not found, nothing to compare", file=sys.stderr)
+            return 2
+        with tempfile.TemporaryDirectory() as tmp:
+            fresh = Path(tmp) / args.output.name
+            build(data, fresh, loso=loso, generated=not args.no_generated)
+            a, b = sha256(args.output), sha256(fresh)
+        print(f"{args.output}: {a}\nrebuilt:  {b}\n{'identical' if a == b else 'DIFFERENT'}")
+        return 0 if a == b else 1
+    model = build(data, args.output, loso=loso, generated=not args.no_generated)
+    print(f"wrote {args.output} ({args.output.stat().st_size / 1e6:.1f} MB), thresholds {model.threshold:.3f} "
+          f"{model.thresholds}; sha256 {sha256(args.output)}")
     return 0
 
 

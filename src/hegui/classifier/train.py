@@ -41,6 +41,9 @@ class TrainOptions:
     """Weight each example by ``(mean source size / its source's size) ** source_balance``: 0 keeps
     the raw mix (tens of thousands of COLD comments drown a few hundred hand-written prompts), 1
     gives every source equal total weight."""
+    per_direction: bool = True
+    """Also choose a threshold per direction (``input``: comments and prompts; ``output``: answers,
+    ``kind`` = ``response``) on that direction's out-of-fold scores, when it has enough safe rows."""
     seed: int = 0
     cv_folds: int = 3
     extra_meta: dict[str, Any] = field(default_factory=dict)
@@ -98,6 +101,8 @@ def train(examples: Sequence[Example], options: TrainOptions | None = None,
     a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     oof_prob = 1.0 / (1.0 + np.exp(-(a * oof + c)))
     threshold = choose_threshold(oof_prob, labels, opts.target_fpr, weights)
+    thresholds = (direction_thresholds(oof_prob, labels, weights, [e.kind for e in examples], opts.target_fpr)
+                  if opts.per_direction else {})
 
     _log(progress, "fitting the unsafe/safe head")
     clf = _linear(opts).fit(X, labels, sample_weight=weights)
@@ -117,6 +122,7 @@ def train(examples: Sequence[Example], options: TrainOptions | None = None,
             "features": len(vocab),
             "out_of_fold": binary_metrics(oof_prob >= threshold, labels),
         },
+        "thresholds": thresholds,
     }
     meta.update(opts.extra_meta)
     return RiskModel(
@@ -129,6 +135,7 @@ def train(examples: Sequence[Example], options: TrainOptions | None = None,
         code_intercept=code_intercept,
         threshold=threshold,
         meta=meta,
+        thresholds=thresholds,
     )
 
 
@@ -186,6 +193,27 @@ def choose_threshold(prob: npt.NDArray[np.floating[Any]], labels: npt.NDArray[np
     # the first 4-decimal value strictly above the k-th safe score, so that score is not flagged
     above = math.floor(cut * 1e4 + 1e-9) / 1e4 + 1e-4
     return round(min(0.95, max(0.5, above)), 4)
+
+
+MIN_SAFE_FOR_THRESHOLD = 50
+"""A direction's own threshold needs at least this many safe training rows to mean something."""
+
+
+def direction(kind: str) -> str:
+    """``output`` for model answers (``kind`` = ``response``), ``input`` for comments and prompts."""
+    return "output" if kind == "response" else "input"
+
+
+def direction_thresholds(prob: npt.NDArray[np.floating[Any]], labels: npt.NDArray[np.int64],
+                         weights: npt.NDArray[np.float64], kinds: Sequence[str], target_fpr: float,
+                         min_safe: int = MIN_SAFE_FOR_THRESHOLD) -> dict[str, float]:
+    dirs = np.asarray([direction(k) for k in kinds])
+    out: dict[str, float] = {}
+    for d in ("input", "output"):
+        m = dirs == d
+        if int((labels[m] == 0).sum()) >= min_safe:
+            out[d] = choose_threshold(prob[m], labels[m], target_fpr, weights[m])
+    return out
 
 
 def binary_metrics(pred: npt.NDArray[np.bool_], labels: npt.NDArray[np.int64]) -> dict[str, float | int]:
