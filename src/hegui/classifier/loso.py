@@ -34,6 +34,7 @@ import scipy.sparse as sp
 
 from hegui.classifier.data import Example, read_examples
 from hegui.classifier.train import (
+    calibration_rows,
     choose_threshold,
     direction,
     direction_thresholds,
@@ -206,6 +207,7 @@ class FamilySpec:
     source_balance: float = 0.5
     target_fpr: float = 0.05
     per_direction: bool = True
+    calibrate_without: tuple[str, ...] = ()
     seed: int = 0
     note: str = ""
 
@@ -216,6 +218,10 @@ FAMILIES: dict[str, FamilySpec] = {f.name: f for f in [
     FamilySpec("char_lr_real", pools=("dev", "extra", "hand"), note="+ extra_pool"),
     FamilySpec("char_lr", note="+ extra_pool + generated train-style rows"),
     FamilySpec("char_lr_fpr08", target_fpr=0.08, note="char_lr, thresholds at 8% out-of-fold FPR"),
+    FamilySpec("char_lr_realcal", calibrate_without=("gen_",),
+               note="char_lr, calibration and thresholds on real + hand-written rows only"),
+    FamilySpec("char_lr_realcal_b03", calibrate_without=("gen_",), source_balance=0.3,
+               note="char_lr_realcal, source balance 0.3"),
     FamilySpec("word_lr", features=("word12",), note="jieba word 1–2-grams, LR"),
     FamilySpec("charword_lr", features=("char13", "word12"), max_features=150_000,
                note="char 1–3 + jieba word 1–2-grams, LR"),
@@ -289,6 +295,8 @@ def fit_and_score(spec: FamilySpec, corpus: Corpus, feats: dict[str, sp.csr_matr
         calib_rows = np.arange(len(tr))
         calib_dec = oof
         test_dec = learn(np.arange(len(tr)))(Xte)
+    real_cal = calibration_rows([tr[i] for i in calib_rows], spec.calibrate_without)
+    calib_rows, calib_dec = calib_rows[real_cal], calib_dec[real_cal]
     yc, wc = y[calib_rows], w[calib_rows]
     platt = LogisticRegression(C=1e4, solver="lbfgs").fit(calib_dec.reshape(-1, 1), yc, sample_weight=wc)
     a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])

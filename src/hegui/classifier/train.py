@@ -44,6 +44,10 @@ class TrainOptions:
     per_direction: bool = True
     """Also choose a threshold per direction (``input``: comments and prompts; ``output``: answers,
     ``kind`` = ``response``) on that direction's out-of-fold scores, when it has enough safe rows."""
+    calibrate_without: tuple[str, ...] = ()
+    """Source prefixes (e.g. ``gen_``) whose out-of-fold scores are left out of the Platt fit and the
+    threshold choice: generated rows are easy for a model trained on their sister templates, so
+    counting them would make the out-of-fold FPR look lower than on real text."""
     seed: int = 0
     cv_folds: int = 3
     extra_meta: dict[str, Any] = field(default_factory=dict)
@@ -97,11 +101,13 @@ def train(examples: Sequence[Example], options: TrainOptions | None = None,
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=opts.seed)
     oof = cross_val_predict(_linear(opts), X, labels, cv=cv, method="decision_function",
                             params={"sample_weight": weights})
-    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(oof.reshape(-1, 1), labels, sample_weight=weights)
+    cal = calibration_rows(examples, opts.calibrate_without)
+    yc, wc = labels[cal], weights[cal]
+    platt = LogisticRegression(C=1e4, solver="lbfgs").fit(oof[cal].reshape(-1, 1), yc, sample_weight=wc)
     a, c = float(platt.coef_[0, 0]), float(platt.intercept_[0])
     oof_prob = 1.0 / (1.0 + np.exp(-(a * oof + c)))
-    threshold = choose_threshold(oof_prob, labels, opts.target_fpr, weights)
-    thresholds = (direction_thresholds(oof_prob, labels, weights, [e.kind for e in examples], opts.target_fpr)
+    threshold = choose_threshold(oof_prob[cal], yc, opts.target_fpr, wc)
+    thresholds = (direction_thresholds(oof_prob[cal], yc, wc, [examples[i].kind for i in cal], opts.target_fpr)
                   if opts.per_direction else {})
 
     _log(progress, "fitting the unsafe/safe head")
@@ -164,6 +170,16 @@ def _train_risk_head(examples: Sequence[Example], labels: npt.NDArray[np.int64],
         coef[k] = m.coef_.ravel()
         icpt[k] = float(m.intercept_[0])
     return codes, coef, icpt
+
+
+def calibration_rows(examples: Sequence[Example], without: Sequence[str]) -> npt.NDArray[np.intp]:
+    """Indices of the rows whose out-of-fold scores fit the calibration and thresholds (all rows when
+    leaving the prefixes out would leave one class only)."""
+    keep = np.asarray([not any(e.source.startswith(p) for p in without) for e in examples], dtype=bool)
+    labels = np.asarray([e.label for e in examples])
+    if not without or len(set(labels[keep].tolist())) < 2:
+        return np.arange(len(examples))
+    return np.flatnonzero(keep)
 
 
 def source_weights(examples: Sequence[Example], balance: float) -> npt.NDArray[np.float64]:
