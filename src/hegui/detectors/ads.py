@@ -80,7 +80,7 @@ _PREFIX = (
 )
 # a handle id: letters, digits, _ and -, with a digit in it or six characters long
 _HANDLE = re.compile(
-    rf"(?<![a-z0-9]){_PREFIX}{_SEP}(?P<id>@?[a-z0-9][a-z0-9_\-]{{3,24}})(?![a-z0-9_])",
+    rf"(?<![a-z0-9@]){_PREFIX}{_SEP}(?P<id>@?[a-z0-9][a-z0-9_\-]{{3,24}})(?![a-z0-9_])",
 )
 # digits with up to two symbols between them (spaces, dashes, emoji); not punctuation that ends a
 # clause, so "13800138000，一小时" does not run on into the next number
@@ -89,7 +89,7 @@ _DIGITS = re.compile(rf"(?<![0-9.])\d(?:{_GAP}{{0,2}}\d){{4,14}}(?![0-9])")
 # "裸、条、借、款": normalisation keeps 、 (it is punctuation), ads use it as a separator
 _ENUM_COMMA = re.compile(r"(?<=[\u4e00-\u9fff])、(?=[\u4e00-\u9fff])")
 _URL = re.compile(
-    r"(?:https?://)?(?:www\.)?[a-z0-9][a-z0-9\-]{0,30}(?:\.|\s?(?:点|\(点\)|dot)\s?|。)"
+    r"(?<![@a-z0-9\-.])(?:https?://)?(?:www\.)?[a-z0-9][a-z0-9\-]{0,30}(?:\.|\s?(?:点|\(点\)|dot)\s?|。)"
     r"(?:[a-z0-9\-]+\.)*(?:com|cn|cc|vip|top|xyz|net|me|io|app|club|site|win|bet|co|ly|im|org|info|shop|live|fun)"
     r"(?![a-z])(?:/[\w\-./?=&%]*)?"
 )
@@ -313,7 +313,7 @@ class AdsDetector(Detector):
         if not contacts:
             return []
         warned = self._warnings.any_in(t)
-        best: dict[str, tuple[float, int, int, str]] = {}
+        best: dict[str, tuple[float, int, int, str, float]] = {}
         for lure, ls, le in lures:
             for c in contacts:
                 gap = c.start - le if c.start >= le else ls - c.end
@@ -330,12 +330,14 @@ class AdsDetector(Detector):
                 if warned:
                     score *= self.config.warning_factor
                 score = min(1.0, score)
-                if score > best.get(lure.category, (-1.0, 0, 0, ""))[0]:
-                    best[lure.category] = (score, s, e, c.kind)
+                if score > best.get(lure.category, (-1.0, 0, 0, "", 0.0))[0]:
+                    best[lure.category] = (score, s, e, c.kind, lure.weight)
+        kept = {k: v for k, v in best.items() if v[0] >= self.config.min_score}
+        strong = [(s, e) for _, s, e, _, w in kept.values() if w >= STRONG_WEIGHT]
         out: list[Finding] = []
-        for category, (score, s, e, kind) in best.items():
-            if score < self.config.min_score:
-                continue
+        for category, (score, s, e, kind, weight) in kept.items():
+            if weight < STRONG_WEIGHT and any(s < se and ss < e for ss, se in strong):
+                continue  # "出售" (weak, grey goods) in front of 公民个人信息 (strong, PI sale)
             start, end = text.to_original(s, e)
             out.append(
                 Finding(
