@@ -111,6 +111,20 @@ class Call:
     def notices(self) -> list[dict[str, str]]:
         return self.admission.notices if self.admission is not None else []
 
+    @property
+    def question(self) -> str | None:
+        """What this turn asks (the trailing user messages, or the prompt): the context an answer is
+        judged in, so that a refusal repeating the question's sensitive words reads as the refusal it
+        is (``Moderator.check(..., context=)``)."""
+        try:
+            if self.chat:
+                text = protocol.last_user_text(self.body.get("messages") or [])
+            else:
+                text = protocol.prompt_text(self.body.get("prompt", ""))
+        except (TypeError, ValueError, AttributeError):
+            return None
+        return text or None
+
 
 class Gateway:
     """State shared by the routes of one app: config, moderator, ledger, upstreams, metrics."""
@@ -278,10 +292,11 @@ class Gateway:
         return Verdict(decision_id=new_decision_id(), action=Action.ALLOW, direction=direction, scene=scene,
                        findings=[], text=text, failed_detectors=["moderation"], redacted="")
 
-    async def moderate(self, call: Call, text: str, direction: Direction) -> Verdict:
-        """One text through the moderator; a failure refuses the request unless the scene fails open."""
+    async def moderate(self, call: Call, text: str, direction: Direction, context: str | None = None) -> Verdict:
+        """One text through the moderator; a failure refuses the request unless the scene fails open.
+        ``context``: for an output, the question it answers."""
         try:
-            return await self.moderator.acheck(text, direction=direction, scene=call.scene)
+            return await self.moderator.acheck(text, direction=direction, scene=call.scene, context=context)
         except Exception:
             log.exception("moderation failed (%s, scene %s)", direction, call.scene)
             if self.fails_open(call.scene):
@@ -291,9 +306,9 @@ class Gateway:
             raise service_unavailable("content moderation is unavailable; request refused",
                                       "moderation_unavailable") from None
 
-    async def check(self, call: Call, text: str, direction: Direction) -> Verdict:
+    async def check(self, call: Call, text: str, direction: Direction, context: str | None = None) -> Verdict:
         t0 = time.perf_counter()
-        verdict = await self.moderate(call, text, direction)
+        verdict = await self.moderate(call, text, direction, context)
         self.metrics.moderation_seconds.labels(direction).observe(time.perf_counter() - t0)
         self.metrics.record_decision(direction, verdict.action.value, verdict.risks)
         return verdict
@@ -328,11 +343,12 @@ class Gateway:
             detector_ms={k: round(v, 3) for k, v in verdict.timings_ms.items()},
             excerpt=excerpt,
             stream=stream,
-            flags=self.record_flags(call, verdict.failed_detectors),
+            flags=self.record_flags(call, verdict.failed_detectors, verdict),
         )
 
     @staticmethod
-    def record_flags(call: Call, failed_detectors: list[str] | None = None) -> dict[str, Any] | None:
+    def record_flags(call: Call, failed_detectors: list[str] | None = None,
+                     verdict: Verdict | None = None) -> dict[str, Any] | None:
         """The marks a record carries: the account's training opt-out, and the detectors that failed
         on this check (a fail-open scene passes the text on, so only the record says it went unchecked)."""
         flags: dict[str, Any] = {}
@@ -341,6 +357,10 @@ class Gateway:
             flags["training_opt_out"] = True
         if failed_detectors:
             flags["failed_detectors"] = sorted(failed_detectors)
+        if verdict is not None and verdict.excused_by:
+            # what an explicit refusal was excused for stays on record (risks and evidence ids only)
+            flags["excused_by"] = verdict.excused_by
+            flags["excused"] = [f.to_dict() for f in verdict.excused]
         return flags or None
 
     async def write(self, call: Call, record: DecisionRecord, opening: bool = False) -> None:
@@ -479,7 +499,7 @@ class Gateway:
         upstream, data = await self.call_upstream(call, rec_in, lambda: self.router.complete(call.model, path, body))
         await rec_in
         text = protocol.response_text(data)
-        vout = await self.check(call, text, "output")
+        vout = await self.check(call, text, "output", call.question)
         await self.record(call, vout)
         data["hegui"] = self.extension(vin, vout, upstream, call.notices)
         self.after_response(call, text, data.get("usage"))
@@ -498,7 +518,7 @@ class Gateway:
 
     async def open_stream(self, call: Call, vin: Verdict, path: str, body: dict[str, Any],
                           rec_in: asyncio.Future[None], headers: dict[str, str]) -> Response:
-        sm = self.moderator.stream(direction="output", scene=call.scene)
+        sm = self.moderator.stream(direction="output", scene=call.scene, context=call.question)
         opening = DecisionRecord(
             decision_id=sm.decision_id, request_id=call.request_id, account_id=call.account_id,
             api_key_id=call.principal.key_id, model=call.model, direction="output", scene=call.scene,

@@ -83,6 +83,36 @@ _SALT_META_KEY = "identifier_salt"
 _decisions = Base.metadata.tables[Decision.__tablename__]
 _heads = Base.metadata.tables[ChainHead.__tablename__]
 _meta = Base.metadata.tables[LedgerMeta.__tablename__]
+
+# The statements of the hot path, built once: SQLAlchemy then reuses their compiled form, and a batch
+# of records is one executemany ("insertmanyvalues": a multi-row INSERT … RETURNING on SQLite ≥ 3.35
+# and PostgreSQL) instead of one statement built, cache-keyed and executed per row.
+_INSERT_DECISIONS = sa.insert(_decisions).returning(_decisions.c.id, sort_by_parameter_order=True)
+_DECISIONS_HEAD = (sa.select(_heads.c.seq, _heads.c.row_hash)
+                   .where(_heads.c.chain == "decisions").with_for_update())
+_MOVE_DECISIONS_HEAD = (sa.update(_heads).where(_heads.c.chain == "decisions")
+                        .values(seq=sa.bindparam("new_seq"), row_hash=sa.bindparam("new_hash")))
+
+
+class _LoopWaiters:
+    """Records queued from one event loop: settled together by one ``call_soon_threadsafe`` a batch
+    (one wake-up of the loop) instead of one thread hop and one wake-up per record."""
+
+    __slots__ = ("items", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.items: list[tuple[asyncio.Future[int], int | BaseException]] = []
+
+    @staticmethod
+    def settle(items: list[tuple[asyncio.Future[int], int | BaseException]]) -> None:
+        for fut, outcome in items:
+            if fut.done():  # the waiter was cancelled; the record is written all the same
+                continue
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
 _accounts = Base.metadata.tables[AccountRow.__tablename__]
 _keys = Base.metadata.tables[ApiKeyRow.__tablename__]
 _anchors = Base.metadata.tables[ChainAnchor.__tablename__]
@@ -228,7 +258,13 @@ class Ledger:
         # polls with sleeps of up to 100 ms; other processes wait on the database's chain lock.
         self._append_lock = threading.Lock()
         self._pending_lock = threading.Lock()
-        self._pending: list[tuple[dict[str, Any], Future[int]]] = []
+        self._pending: list[tuple[dict[str, Any], Future[int] | tuple[asyncio.AbstractEventLoop, asyncio.Future[int]]]] = []
+        # Records from the event loop are written by one writer thread (started on first use), not
+        # by a pool thread each: see _aappend.
+        self._writer: threading.Thread | None = None
+        self._writer_start = threading.Lock()
+        self._wake = threading.Event()
+        self._closing = False
 
     # ----------------------------------------------------------------- opening and closing
 
@@ -316,6 +352,11 @@ class Ledger:
             schema.upgrade(self.engine)
 
     def close(self) -> None:
+        writer = self._writer
+        if writer is not None and writer.is_alive():
+            self._closing = True
+            self._wake.set()
+            writer.join(timeout=30)  # it drains what is queued before it stops
         self.engine.dispose()
 
     def __enter__(self) -> Ledger:
@@ -427,24 +468,73 @@ class Ledger:
         with self._pending_lock:
             self._pending.append((values, done))
         while not done.done():
-            with self._append_lock:
-                if done.done():
-                    break
-                with self._pending_lock:
-                    batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                self._write_batch(batch)
+            self._drain_once()
         return done.result()
 
-    def _write_batch(self, batch: list[tuple[dict[str, Any], Future[int]]]) -> None:
+    async def _aappend(self, values: dict[str, Any]) -> int:
+        """:meth:`_append` for the event loop: the row is queued and the writer thread writes it with
+        whatever else is queued (the same group commit); the loop is woken once a batch. The record is
+        committed when this returns; a caller cancelled meanwhile does not stop the write."""
+        seal_content(values, "decisions")
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[int] = loop.create_future()
+        with self._pending_lock:
+            self._pending.append((values, (loop, fut)))
+        self._kick_writer()
+        return await fut
+
+    def _kick_writer(self) -> None:
+        writer = self._writer
+        if writer is None or not writer.is_alive():
+            with self._writer_start:
+                if self._writer is None or not self._writer.is_alive():
+                    self._closing = False
+                    self._writer = threading.Thread(target=self._writer_loop, name="hegui-ledger-writer",
+                                                    daemon=True)
+                    self._writer.start()
+        self._wake.set()
+
+    def _writer_loop(self) -> None:
+        while True:
+            self._wake.wait()
+            self._wake.clear()  # cleared before draining: a row queued while we drain sets it again
+            while self._drain_once():
+                pass
+            if self._closing:
+                return
+
+    def _drain_once(self) -> bool:
+        """Write one batch of queued rows, if any; returns whether there was one."""
+        with self._append_lock:
+            with self._pending_lock:
+                if not self._pending:
+                    return False
+                batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+            self._write_batch(batch)
+        return True
+
+    def _write_batch(self, batch: list[tuple[dict[str, Any], Any]]) -> None:
+        outcomes: list[int | BaseException]
         try:
-            ids = self._write_rows([values for values, _ in batch])
+            outcomes = list(self._write_rows([values for values, _ in batch]))
         except Exception as exc:
             reason = _first_line(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-            for _, fut in batch:
-                fut.set_exception(LedgerError(f"cannot record decision: {reason}"))
-            return
-        for (_, fut), row_id in zip(batch, ids, strict=True):
-            fut.set_result(row_id)
+            outcomes = [LedgerError(f"cannot record decision: {reason}") for _ in batch]
+        by_loop: dict[int, _LoopWaiters] = {}
+        for (_, waiter), outcome in zip(batch, outcomes, strict=True):
+            if isinstance(waiter, Future):
+                if isinstance(outcome, BaseException):
+                    waiter.set_exception(outcome)
+                else:
+                    waiter.set_result(outcome)
+            else:
+                loop, fut = waiter
+                by_loop.setdefault(id(loop), _LoopWaiters(loop)).items.append((fut, outcome))
+        for group in by_loop.values():
+            try:
+                group.loop.call_soon_threadsafe(_LoopWaiters.settle, group.items)
+            except RuntimeError:
+                pass  # that loop is closed: nobody is waiting any more (the rows are written or not, as above)
 
     def _write_rows(self, rows: list[dict[str, Any]]) -> list[int]:
         """Append ``rows`` in one transaction: the rows and the chain head move together, so a
@@ -467,15 +557,10 @@ class Ledger:
         return self._write_rows_once(rows)
 
     def _write_rows_once(self, rows: list[dict[str, Any]]) -> list[int]:
-        ids: list[int] = []
         with self.engine.connect() as conn:
             self._begin_write(conn)
             with conn.begin():
-                head = conn.execute(
-                    sa.select(_heads.c.seq, _heads.c.row_hash)
-                    .where(_heads.c.chain == "decisions")
-                    .with_for_update()
-                ).one_or_none()
+                head = conn.execute(_DECISIONS_HEAD).one_or_none()
                 if head is None:
                     raise LedgerError("the decisions chain head is missing; run `hegui ledger verify`")
                 seq, prev = int(head.seq), str(head.row_hash)
@@ -484,12 +569,10 @@ class Ledger:
                     values["seq"] = seq
                     values["prev_hash"] = prev
                     values["row_hash"] = prev = row_hash(prev, values, DECISION_FIELDS)
-                    pk = conn.execute(sa.insert(_decisions).values(**values)).inserted_primary_key
-                    assert pk is not None
-                    ids.append(int(pk[0]))
-                conn.execute(
-                    sa.update(_heads).where(_heads.c.chain == "decisions").values(seq=seq, row_hash=prev)
-                )
+                ids = [int(r[0]) for r in conn.execute(_INSERT_DECISIONS, rows)]
+                if len(ids) != len(rows):
+                    raise LedgerError(f"the database returned {len(ids)} ids for {len(rows)} records")
+                conn.execute(_MOVE_DECISIONS_HEAD, {"new_seq": seq, "new_hash": prev})
         return ids
 
     def record_decision(self, rec: DecisionRecord) -> int:
@@ -500,8 +583,8 @@ class Ledger:
         return self._append(self._decision_values(rec))
 
     async def arecord_decision(self, rec: DecisionRecord) -> int:
-        """:meth:`record_decision` in a worker thread, off the event loop."""
-        return await asyncio.to_thread(self.record_decision, rec)
+        """:meth:`record_decision` from the event loop: the ledger's writer thread commits it."""
+        return await self._aappend(self._decision_values(rec))
 
     def open_stream(self, rec: DecisionRecord) -> int:
         """Record that a streamed output started (``kind="stream_open"``), before anything is sent.
@@ -509,13 +592,17 @@ class Ledger:
         The stream's final :meth:`record_decision` (with ``stream`` set) closes it; a stream that
         was opened and never closed is what a crash mid-stream leaves (:meth:`open_streams`).
         """
+        return self.record_decision(self._opening(rec))
+
+    @staticmethod
+    def _opening(rec: DecisionRecord) -> DecisionRecord:
         rec = DecisionRecord(**{**rec.__dict__, "kind": "stream_open"})
         if rec.stream is None:
             rec.stream = {"sent_chars": 0, "cut": False, "client_disconnected": False, "upstream_error": None}
-        return self.record_decision(rec)
+        return rec
 
     async def aopen_stream(self, rec: DecisionRecord) -> int:
-        return await asyncio.to_thread(self.open_stream, rec)
+        return await self._aappend(self._decision_values(self._opening(rec)))
 
     def update_stream(self, decision_id: str, stream: Mapping[str, Any]) -> int:
         """Append a ``stream_progress`` checkpoint (how much of the stream was sent so far).
