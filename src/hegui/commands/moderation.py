@@ -70,18 +70,26 @@ def _verdict_json(v: Verdict, **extra: Any) -> dict[str, Any]:
         decision_id=d["decision_id"],
         timings_ms=d["timings_ms"],
     )
+    if d.get("excused_by"):
+        out["excused_by"] = d["excused_by"]
+        out["excused"] = [{k: f[k] for k in ("risk", "detector", "score")} for f in d["excused"]]
     return out
 
 
-def _read_items(path: Path) -> list[tuple[int, str, Any]]:
-    """(line number, text, id) for each non-empty line: plain text, or JSONL with a ``text`` field."""
+CONTEXT_FIELDS = ("prompt", "question", "context")
+"""JSONL fields read as the question an answer was given to (the first present wins)."""
+
+
+def _read_items(path: Path) -> list[tuple[int, str, Any, str | None]]:
+    """(line number, text, id, question) for each non-empty line: plain text, or JSONL with a ``text``
+    field (and, for answers, the question in ``prompt``, ``question`` or ``context``)."""
     try:
         raw = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"{path}: no such file") from None
     except UnicodeDecodeError as exc:
         raise UserError(f"{path}: not UTF-8 text (byte {exc.start})") from None
-    items: list[tuple[int, str, Any]] = []
+    items: list[tuple[int, str, Any, str | None]] = []
     for n, line in enumerate(raw.splitlines(), 1):
         if not line.strip():
             continue
@@ -92,9 +100,10 @@ def _read_items(path: Path) -> list[tuple[int, str, Any]]:
                 raise UserError(f"{path}:{n}: invalid JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(obj, dict) or not isinstance(obj.get("text"), str):
                 raise UserError(f"{path}:{n}: JSON line has no string field 'text'")
-            items.append((n, obj["text"], obj.get("id")))
+            question = next((obj[k] for k in CONTEXT_FIELDS if isinstance(obj.get(k), str) and obj[k]), None)
+            items.append((n, obj["text"], obj.get("id"), question))
         else:
-            items.append((n, line, None))
+            items.append((n, line, None, None))
     return items
 
 
@@ -109,6 +118,9 @@ def check(
     ),
     scene: str = typer.Option("default", "--scene", "-s", help="Policy scene, e.g. default or minor."),
     direction: str = typer.Option("input", "--direction", "-d", help="input (user prompt) or output (model answer)."),
+    context: str | None = typer.Option(
+        None, "--context", help="With -d output: the question the answer was given to (a refusal that repeats "
+        "its sensitive words is then read as the refusal it is). With -f, JSONL lines give it in 'prompt'."),
     as_json: bool = typer.Option(False, "--json", help="Print the verdict as JSON."),
     output: Path | None = typer.Option(None, "--output", "-o", help="With -f: write JSONL here instead of stdout."),
 ) -> None:
@@ -124,7 +136,7 @@ def check(
     mod = build_moderator(config, lexicon)
     if file is None:
         assert text is not None
-        v = mod.check(text, direction=direction, scene=scene)  # type: ignore[arg-type]
+        v = mod.check(text, direction=direction, scene=scene, context=context)  # type: ignore[arg-type]
         if as_json:
             typer.echo(json.dumps(_verdict_json(v), ensure_ascii=False))
         else:
@@ -155,8 +167,8 @@ def _check_file(mod: Moderator, file: Path, output: Path | None, direction: str,
     lines: list[str] = []
     with Progress(console=Console(stderr=True), transient=True) as progress:
         task = progress.add_task(f"checking {file.name}", total=len(items))
-        for n, text, item_id in items:
-            v = mod.check(text, direction=direction, scene=scene)  # type: ignore[arg-type]
+        for n, text, item_id, question in items:
+            v = mod.check(text, direction=direction, scene=scene, context=question)  # type: ignore[arg-type]
             refused += 0 if v.allowed else 1
             extra: dict[str, Any] = {"line": n}
             if item_id is not None:
