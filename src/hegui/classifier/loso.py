@@ -84,9 +84,23 @@ def bank_examples() -> list[Example]:
     return out
 
 
-def generated_examples(style: str, seed: int = 0, per_genre: int | None = None) -> list[Example]:
-    """Rows of hegui's generators (``hegui.classifier.synth``) in one style; none if it is absent.
-    Default size: 1,000 rows a genre in the train style, 300 in the held-out style."""
+GENERATED_DIR = Path(__file__).resolve().parent.parent / "data" / "training" / "generated"
+
+
+def generated_snapshot(style: str) -> Path:
+    """The committed snapshot of the generators' rows in one style (``synth_train.jsonl`` is trained
+    on; ``synth_heldout.jsonl`` only ever scored): the shipped model and its LOSO figures do not move
+    when a generator changes, until the snapshot is refreshed on purpose (``recipe --regenerate``)."""
+    return GENERATED_DIR / f"synth_{style}.jsonl"
+
+
+def generated_examples(style: str, seed: int = 0, per_genre: int | None = None, *,
+                       live: bool = False) -> list[Example]:
+    """Generated rows in one style: the committed snapshot, or with ``live`` (or no snapshot) a fresh
+    run of ``hegui.classifier.synth`` (1,000 rows a genre in the train style, 300 held-out style)."""
+    snap = generated_snapshot(style)
+    if not live and snap.exists():
+        return list(read_examples(snap))
     try:
         from hegui.classifier import synth
     except ImportError:  # pragma: no cover - the generators ship with hegui
@@ -551,7 +565,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=Path("/tmp/hegui-loso-cache"), help="feature cache folder")
     ap.add_argument("--out", type=Path, default=Path("loso.json"), help="JSON results (a .md table is written next to it)")
     ap.add_argument("--no-generated", action="store_true", help="do not use hegui's generators")
-    ap.add_argument("--seed", type=int, default=0, help="seed of the generators")
+    ap.add_argument("--seed", type=int, default=0, help="seed of the generators (with --live-generated)")
+    ap.add_argument("--live-generated", action="store_true",
+                    help="run the generators instead of reading the committed snapshot")
     args = ap.parse_args(argv)
     data = args.data or shared_data_dir()
     if not (data / "dev_pool.jsonl").exists():
@@ -563,8 +579,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: --families: unknown family {name!r}", file=sys.stderr)
             return 2
         specs.append(FAMILIES[name.strip()])
-    gt = [] if args.no_generated else generated_examples("train", args.seed)
-    gh = [] if args.no_generated else generated_examples("heldout", args.seed)
+    gt = [] if args.no_generated else generated_examples("train", args.seed, live=args.live_generated)
+    gh = [] if args.no_generated else generated_examples("heldout", args.seed, live=args.live_generated)
     corpus = load_corpus(data, gen_train=gt, gen_heldout=gh)
 
     def say(m: str) -> None:

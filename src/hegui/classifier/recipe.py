@@ -5,8 +5,9 @@
    kept next to the model; the recipe copies their deterministic part into the model's metadata.
 2. The model is trained on both development pools (``dev_pool.jsonl`` and, next to it,
    ``extra_pool.jsonl``), hegui's hand-written rows (``hegui/data/training/*.jsonl``) and hegui's
-   generated train-style rows (``hegui.classifier.synth``, 1,000 a genre, seed 0), with the options
-   of :data:`SHIPPED_FAMILY`, and written to ``hegui/data/models/risk_zh.npz``.
+   generated train-style rows (``hegui/data/training/generated/synth_train.jsonl``: a committed
+   snapshot of ``hegui.classifier.synth``, 1,000 a genre, seed 0, refreshed with ``--regenerate``),
+   with the options of :data:`SHIPPED_FAMILY`, and written to ``hegui/data/models/risk_zh.npz``.
 
 The same inputs give the same bytes (fixed seeds, a zip with fixed timestamps, no timings in the
 metadata): ``--check`` retrains and compares SHA-256 with the file. The data is read from
@@ -24,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from hegui.classifier.data import Example, load_examples
-from hegui.classifier.loso import FAMILIES, generated_examples, shared_data_dir
+from hegui.classifier.loso import FAMILIES, generated_snapshot, shared_data_dir
 from hegui.classifier.model import RiskModel, default_model_path
 from hegui.classifier.train import TrainOptions, train
+from hegui.errors import UserError
 
 SHIPPED_FAMILY = "char_lr"
 _SPEC = FAMILIES[SHIPPED_FAMILY]
@@ -70,12 +72,24 @@ def recipe_examples(dev_pool: Path, *, generated: bool = True) -> tuple[list[Exa
     examples = load_examples(files)
     names = [p.name for p in files]
     if generated:
-        gen = generated_examples("train", GENERATED_SEED, GENERATED_PER_GENRE)
-        examples += gen
-        if gen:
-            names.append(f"hegui.classifier.synth.generate_all(per_genre={GENERATED_PER_GENRE}, "
-                         f"seed={GENERATED_SEED}, style='train')")
+        snap = generated_snapshot("train")
+        if not snap.exists():
+            raise UserError(f"{snap}: not found; write it with `python -m hegui.classifier.recipe --regenerate`")
+        examples += load_examples([snap])
+        names.append(f"training/generated/{snap.name}")
     return examples, names
+
+
+def regenerate(seed: int = GENERATED_SEED) -> list[Path]:
+    """Rewrite the generated snapshots from ``hegui.classifier.synth`` (train and held-out style)."""
+    from hegui.classifier import synth
+
+    out = []
+    for style, n in (("train", GENERATED_PER_GENRE), ("heldout", GENERATED_PER_GENRE * 3 // 10)):
+        p = generated_snapshot(style)
+        synth.write_jsonl(synth.generate_all(per_genre=n, seed=seed, style=style), p)  # type: ignore[arg-type]
+        out.append(p)
+    return out
 
 
 def build(dev_pool: Path, output: Path, *, loso: Path | None, generated: bool = True,
@@ -106,9 +120,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loso", type=Path, default=loso_path(), help="LOSO results of the shipped family (JSON)")
     ap.add_argument("--skip-heldout", action="store_true", help="do not copy LOSO figures into the metadata")
     ap.add_argument("--no-generated", action="store_true", help="train without the generated rows")
+    ap.add_argument("--regenerate", action="store_true",
+                    help="rewrite training/generated/synth_{train,heldout}.jsonl from the generators, then stop")
     ap.add_argument("--check", action="store_true",
                     help="retrain into a temp file and compare its SHA-256 with --output (exit 1 if they differ)")
     args = ap.parse_args(argv)
+    if args.regenerate:
+        for p in regenerate():
+            print(f"wrote {p}")
+        return 0
     data = args.data or shared_data_dir() / "dev_pool.jsonl"
     if not data.exists():
         print(f"error: {data}: not found (set HEGUI_SHARED_DATA)", file=sys.stderr)
