@@ -557,6 +557,22 @@ def build_features(spec_list: Sequence[FamilySpec], corpus: Corpus, cache: Path 
     return {name: count_matrix(texts, name, cache, progress) for name in need}
 
 
+def write_results(doc: dict[str, Any], out: Path) -> None:
+    """The JSON results and, next to them, the markdown tables (both via temp file + rename)."""
+    summaries = doc["families"]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, out)
+    md = ["## Pooled (thresholds per direction)", "", markdown(summaries), "",
+          "## Pooled (one threshold)", "", markdown(summaries, "default"), ""]
+    for s in summaries:
+        md += [markdown_sources(s), ""]
+    tmp = out.with_suffix(".md.tmp")
+    tmp.write_text("\n".join(md), encoding="utf-8")
+    os.replace(tmp, out.with_suffix(".md"))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m hegui.classifier.loso", description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=None, help="folder with dev_pool.jsonl and extra_pool.jsonl")
@@ -568,7 +584,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="seed of the generators (with --live-generated)")
     ap.add_argument("--live-generated", action="store_true",
                     help="run the generators instead of reading the committed snapshot")
+    ap.add_argument("--merge", type=Path, nargs="+", default=None,
+                    help="combine earlier result files (same corpus) into --out and its table; no training")
     args = ap.parse_args(argv)
+    if args.merge:
+        docs = [json.loads(p.read_text(encoding="utf-8")) for p in args.merge]
+        if len({d["corpus"]["digest"] for d in docs}) > 1:
+            print("error: --merge: the result files were run on different corpora", file=sys.stderr)
+            return 2
+        merged = {"corpus": docs[0]["corpus"], "families": [f for d in docs for f in d["families"]]}
+        write_results(merged, args.out)
+        print(f"wrote {args.out} and {args.out.with_suffix('.md')}")
+        return 0
     data = args.data or shared_data_dir()
     if not (data / "dev_pool.jsonl").exists():
         print(f"error: {data / 'dev_pool.jsonl'}: not found (set HEGUI_SHARED_DATA or --data)", file=sys.stderr)
@@ -603,16 +630,8 @@ def main(argv: list[str] | None = None) -> int:
                       "generated_sources": dict(Counter(e.source for e, r in zip(corpus.examples, corpus.roles,
                                                                                    strict=True) if r == "gen"))},
            "families": summaries}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, args.out)
-    md = ["## Pooled (thresholds per direction)", "", markdown(summaries), "",
-          "## Pooled (one threshold)", "", markdown(summaries, "default"), ""]
-    for s in summaries:
-        md += [markdown_sources(s), ""]
+    write_results(doc, args.out)
     mdp = args.out.with_suffix(".md")
-    mdp.write_text("\n".join(md), encoding="utf-8")
     say(f"wrote {args.out} and {mdp}")
     return 0
 
