@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,6 +65,13 @@ def per_1k(fn: Callable[[str], object], texts: list[str], repeat: int = 3) -> fl
             fn(t)
         best = min(best, time.process_time() - t0)
     return best * 1000 / chars * 1000
+
+
+def detector_fn(det: ClassifierDetector, normalized: dict[str, Any]) -> Callable[[str], object]:
+    def run(t: str) -> object:
+        return det.detect(normalized[t])
+
+    return run
 
 
 def previous_model(spec: str, tmp: Path) -> Path | None:
@@ -151,7 +159,7 @@ def main() -> int:
                 h_score = per_1k(model.score, texts)
                 # normalisation is the moderator's (shared by all detectors), so it is done outside the timing
                 normalized = {t: normalize(t) for t in texts}
-                h_det = per_1k(lambda t, nt=normalized, d=det: d.detect(nt[t]), texts)
+                h_det = per_1k(detector_fn(det, normalized), texts)
                 print(f"{'':<22}{label:<34}{b:>14.3f}{h_score:>13.3f}{b / h_score:>9.1f}×{h_det:>10.3f}")
     if not args.no_alternatives:
         print("alternative families (inference cost only):")

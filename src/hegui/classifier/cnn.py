@@ -103,7 +103,7 @@ def train_cnn(texts: Sequence[str], labels: npt.NDArray[np.int64], weights: npt.
         order = rng.permutation(n)
         # batches of similar length (sorted within chunks of 50 batches) keep the padding small
         chunk = o.batch * 50
-        batches = []
+        batches: list[npt.NDArray[np.intp]] = []
         for c in range(0, n, chunk):
             part = order[c : c + chunk]
             part = part[np.argsort(lens[part], kind="stable")]
