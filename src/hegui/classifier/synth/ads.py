@@ -48,9 +48,11 @@ class _Pools:
         self.templates: list[dict[str, str]] = half(d["templates"], style)
         neg = d["negatives"]
         self.negatives: dict[str, list[dict[str, str]]] = {
-            k: half(v, style) for k, v in neg.items() if k != "slots"
+            k: half(v, style) for k, v in neg.items() if k not in ("slots", "leads", "tails")
         }
         self.slots: dict[str, list[str]] = {k: half(v, style) for k, v in neg["slots"].items()}
+        self.leads: list[str] = half(neg["leads"], style)
+        self.tails: list[str] = half(neg["tails"], style)
         self.homophones = disguise.homophone_table(style)
 
 
@@ -152,6 +154,8 @@ def _negative(m: RowMaker, p: _Pools) -> None:
         digits4=digits[:4],
         **fields,
     )
+    if group in ("lure_no_contact", "warning_with_contact"):
+        text = pick(rng, p.leads) + text + pick(rng, p.tails)
     m.add(text, 0, kind="comment", category=f"ads_negative:{group}", template=tpl["id"])
 
 
