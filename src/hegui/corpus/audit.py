@@ -107,7 +107,15 @@ def _file_stamp(url: str) -> tuple[int | None, str | None]:
     return (int(size) if size is not None else None), (str(mtime) if mtime is not None else None)
 
 
-def shard_digest(shard: Shard, stamp: tuple[int | None, str | None]) -> str:
+def shard_stamp(shard: Shard, stamps: dict[str, tuple[int | None, str | None]]) -> Any:
+    """What the digest watches of a shard's files: the file's size and mtime, or, for a text shard
+    (a folder's ``.txt`` files grouped), every member's, so editing one of them is noticed too."""
+    if shard.members:
+        return [stamps.get(m, (None, None)) for m in shard.members]
+    return stamps.get(shard.url, (None, None))
+
+
+def shard_digest(shard: Shard, stamp: Any) -> str:
     h = hashlib.sha256(shard.model_dump_json().encode("utf-8"))
     h.update(json.dumps(stamp).encode("utf-8"))
     return h.hexdigest()
@@ -139,7 +147,8 @@ def plan_audit(sources_file: Path, min_shards: int = 0) -> Plan:
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
         raise AuditError(f"{sources_file}: two shards have the same id {dup[0]!r} (two sources share a file?)")
-    stamps = {url: _file_stamp(url) for url in {s.url for s in shards}}
+    stamps = {url: _file_stamp(url) for url in {s.url for s in shards if not s.members}
+              | {m for s in shards for m in s.members}}
     total = sum(size or 0 for size, _ in stamps.values())
     return Plan(shards, {s.name: s.type for s in sources}, problems, total, stamps)
 
@@ -273,7 +282,7 @@ def _load_done(out: Path, plan: Plan, digest: str) -> dict[str, ShardResult]:
         if data.get("settings_digest") != digest:
             raise AuditError(f"{out}: the finished shards were scanned with other settings (corpus section or "
                              "moderation config changed); rerun with --restart to scan again")
-        if data.get("shard_digest") != shard_digest(shard, plan.stamps.get(shard.url, (None, None))):
+        if data.get("shard_digest") != shard_digest(shard, shard_stamp(shard, plan.stamps)):
             raise AuditError(f"{path}: source `{shard.source}` changed since this shard was scanned "
                              f"({shard.url}); rerun with --restart")
         done[result.shard_id] = result
@@ -410,7 +419,7 @@ def run_audit(sources_file: Path, out: Path, engine: Engine, settings: Any, *,
             shard = by_id[result.shard_id]
             write_json(out / SHARDS / f"{_file_name(result.shard_id)}.json", {
                 "settings_digest": digest,
-                "shard_digest": shard_digest(shard, plan.stamps.get(shard.url, (None, None))),
+                "shard_digest": shard_digest(shard, shard_stamp(shard, plan.stamps)),
                 "result": json.loads(result.model_dump_json()),
             })
             merged.add(result, k)
