@@ -21,6 +21,7 @@ from hegui.annotation.config import AnnotationConfig
 from hegui.assessment.config import AssessmentConfig
 from hegui.cases.config import CasesConfig
 from hegui.corpus.config import CorpusConfig
+from hegui.detectors.ads import AdsConfig
 from hegui.detectors.classifier import ClassifierConfig
 from hegui.detectors.guard import GuardConfig
 from hegui.detectors.injection import InjectionConfig
@@ -58,6 +59,7 @@ class HeguiConfig(BaseModel):
     lexicon: LexiconConfig = Field(default_factory=LexiconConfig)
     pii: PIIConfig = Field(default_factory=PIIConfig)
     injection: InjectionConfig = Field(default_factory=InjectionConfig)
+    ads: AdsConfig = Field(default_factory=AdsConfig)
     classifier: ClassifierConfig = Field(default_factory=ClassifierConfig)
     guard: GuardConfig = Field(default_factory=GuardConfig)
     gateway: GatewayConfig = Field(default_factory=GatewayConfig)

@@ -37,6 +37,15 @@ def injection(cfg: HeguiConfig) -> Detector | None:
     return InjectionDetector(config=cfg.injection)
 
 
+def ads(cfg: HeguiConfig) -> Detector | None:
+    """A lure next to a contact handle (the structure of spam and ad posts): ``docs/ads.md``."""
+    if not cfg.ads.enabled:
+        return None
+    from hegui.detectors.ads import AdsDetector
+
+    return AdsDetector.from_config(cfg.ads, cfg.base_dir)
+
+
 def classifier(cfg: HeguiConfig) -> Detector | None:
     from hegui.detectors.classifier import build
 

@@ -26,6 +26,7 @@ BUILTIN: dict[str, str] = {
     "lexicon": "hegui.detectors.factories:lexicon",
     "pii": "hegui.detectors.factories:pii",
     "injection": "hegui.detectors.factories:injection",
+    "ads": "hegui.detectors.factories:ads",
     "classifier": "hegui.detectors.factories:classifier",
     "guard": "hegui.detectors.factories:guard",
 }
