@@ -234,6 +234,8 @@ FAMILIES: dict[str, FamilySpec] = {f.name: f for f in [
     FamilySpec("char_lr_fpr08", target_fpr=0.08, note="char_lr, thresholds at 8% out-of-fold FPR"),
     FamilySpec("char_lr_realcal", calibrate_without=("gen_",),
                note="char_lr, calibration and thresholds on real + hand-written rows only"),
+    FamilySpec("char_lr_realcal_fpr04", calibrate_without=("gen_",), target_fpr=0.04,
+               note="char_lr_realcal, thresholds at 4% out-of-fold FPR"),
     FamilySpec("char_lr_realcal_b03", calibrate_without=("gen_",), source_balance=0.3,
                note="char_lr_realcal, source balance 0.3"),
     FamilySpec("word_lr", features=("word12",), note="jieba word 1–2-grams, LR"),
