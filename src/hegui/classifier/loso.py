@@ -495,11 +495,26 @@ def _f(x: Any) -> str:
     return "—" if x is None else f"{x:.3f}"
 
 
+def macro(block: dict[str, Any]) -> dict[str, float | None]:
+    """Unweighted means over sources, so COLD's 37,315 rows do not stand for every genre: F1 over
+    sources with both classes, recall over all-unsafe sources, FPR over sources with safe rows."""
+    src = block["source"].values()
+    two = [m["f1"] for m in src if 0 < m["unsafe"] < m["n"]]
+    uns = [m["recall"] for m in src if m["unsafe"] == m["n"]]
+    fpr = [m["fpr"] for m in src if m["unsafe"] < m["n"]]
+
+    def mean(xs: list[float]) -> float | None:
+        return round(sum(xs) / len(xs), 4) if xs else None
+
+    return {"f1_two_class": mean(two), "recall_all_unsafe": mean(uns), "fpr": mean(fpr)}
+
+
 def markdown(summaries: Sequence[dict[str, Any]], mode: str = "direction") -> str:
     lines: list[str] = []
     lines.append("| family | pooled P | R | F1 | FPR | AUC | comment F1 / FPR | prompt F1 / FPR | response F1 / FPR "
-                 "| best F1 at FPR ≤ 10% | over-refusal (CValues / bank) | generated held-out F1 / FPR |")
-    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
+                 "| best F1 at FPR ≤ 10% | macro F1 / recall / FPR | over-refusal (CValues / bank) "
+                 "| generated held-out F1 / FPR |")
+    lines.append("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for s in summaries:
         b = s[mode]
         pm = b["pooled"]
@@ -511,9 +526,11 @@ def markdown(summaries: Sequence[dict[str, Any]], mode: str = "direction") -> st
         gp = b.get("generated_heldout_pooled")
         gtxt = f"{_f(gp['f1'])} / {_f(gp['fpr'])}" if gp else "—"
         best = s["pooled_best_f1_at_fpr"]
+        mc = macro(b)
         lines.append(f"| {s['family']['name']} | {_f(pm['precision'])} | {_f(pm['recall'])} | **{_f(pm['f1'])}** | "
                      f"{_f(pm['fpr'])} | {_f(pm['auc'])} | {kinds[0]} | {kinds[1]} | {kinds[2]} | "
-                     f"{_f(best['f1'])} | {_f(cv)} / {_f(bank)} | {gtxt} |")
+                     f"{_f(best['f1'])} | {_f(mc['f1_two_class'])} / {_f(mc['recall_all_unsafe'])} / "
+                     f"{_f(mc['fpr'])} | {_f(cv)} / {_f(bank)} | {gtxt} |")
     return "\n".join(lines) + "\n"
 
 
