@@ -22,13 +22,15 @@ class FlakyModerator(Moderator):
     fail_check = False
     fail_stream_after: int | None = None
 
-    async def acheck(self, text: str, direction: Direction = "input", scene: str = "default") -> Verdict:
+    async def acheck(self, text: str, direction: Direction = "input", scene: str = "default",
+                     context: str | None = None) -> Verdict:
         if self.fail_check:
             raise RuntimeError("moderation backend exploded")
-        return await super().acheck(text, direction, scene)
+        return await super().acheck(text, direction, scene, context=context)
 
-    def stream(self, direction: Direction = "output", scene: str = "default") -> StreamModerator:
-        sm = super().stream(direction, scene)
+    def stream(self, direction: Direction = "output", scene: str = "default",
+               context: str | None = None) -> StreamModerator:
+        sm = super().stream(direction, scene, context=context)
         if self.fail_stream_after is None:
             return sm
         limit = self.fail_stream_after

@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -32,7 +31,7 @@ from hegui.gateway.images import ImageGenerations
 from hegui.gateway.metrics import GatewayMetrics
 from hegui.gateway.openapi import document as openapi_document
 from hegui.gateway.routes import Gateway
-from hegui.gateway.upstream import UpstreamFailure, UpstreamRejected, UpstreamRouter
+from hegui.gateway.upstream import UpstreamClients, UpstreamFailure, UpstreamRejected, UpstreamRouter
 from hegui.moderation import Moderator
 from hegui.policy_sync import PolicySync
 from hegui.web import console, portal
@@ -161,9 +160,7 @@ def create_app(
     owns_ledger = ledger is None
     ledger = ledger if ledger is not None else open_ledger(cfg)
     metrics = metrics or GatewayMetrics()
-    client = httpx.AsyncClient(
-        limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), follow_redirects=False,
-    )
+    client = UpstreamClients()
 
     def upstream_failed(exc: UpstreamFailure) -> None:
         metrics.upstream_errors.labels(exc.upstream, exc.kind).inc()

@@ -1,6 +1,10 @@
 """Upstream model servers: routing by model name, failover, timeouts, and SSE reading.
 
-One shared :class:`httpx.AsyncClient` per app. An upstream is tried ``retries + 1`` times, then the
+Completions and streams go over one shared :class:`aiohttp.ClientSession` per app; images and the
+``GET /models`` listing over one :class:`httpx.AsyncClient` (:class:`UpstreamClients`). Measured on
+the gateway's own load (``bench/upstream_client.py``), aiohttp takes 0.22–0.38× httpx's CPU per
+non-streamed request and about half per stream: the client was the largest single cost of a
+request. An upstream is tried ``retries + 1`` times, then the
 next upstream whose ``models`` match, on a connect error, a timeout or a 5xx. A 4xx is the
 client's problem and is passed back as is (no failover). Once a stream has started nothing fails
 over any more: the gateway ends the stream cleanly instead.
@@ -19,6 +23,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol, TypeVar
 
+import aiohttp
 import anyio
 import httpx
 
@@ -101,6 +106,29 @@ MODELS_BODY_BYTES = 1024 * 1024
 """Most of an upstream's ``GET /models`` answer read."""
 
 
+class UpstreamClients:
+    """The app's HTTP clients to its upstreams: aiohttp for the hot path, httpx for the rest."""
+
+    def __init__(self, httpx_client: httpx.AsyncClient | None = None) -> None:
+        self.httpx = httpx_client or httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100), follow_redirects=False)
+        self._session: aiohttp.ClientSession | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        """The shared aiohttp session, made on first use (it must be made on the running loop)."""
+        if self._session is None or self._session.closed:
+            # trust_env as httpx does: HTTP(S)_PROXY / NO_PROXY from the environment apply alike
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1000, limit_per_host=0, keepalive_timeout=30),
+                trust_env=True, auto_decompress=True, raise_for_status=False)
+        return self._session
+
+    async def aclose(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+        await self.httpx.aclose()
+
+
 class HTTPStream:
     """An upstream SSE stream read by a task of its own.
 
@@ -115,7 +143,8 @@ class HTTPStream:
     ``MAX_PENDING_BYTES`` wait to be taken.
     """
 
-    def __init__(self, upstream: str, response: httpx.Response, config: UpstreamConfig | None = None) -> None:
+    def __init__(self, upstream: str, response: httpx.Response | aiohttp.ClientResponse,
+                 config: UpstreamConfig | None = None) -> None:
         config = config or UpstreamConfig()
         self.upstream = upstream
         self._response = response
@@ -200,7 +229,7 @@ class HTTPStream:
             # one deadline for the next event, moved on at each event: a server that sends only
             # keep-alive comments (or trickles bytes) fails as surely as a silent one
             with anyio.CancelScope(deadline=anyio.current_time() + self._idle) as idle:
-                async for data in self._response.aiter_bytes():
+                async for data in _body_chunks(self._response):
                     total += len(data)
                     if total > self._max_total:
                         raise UpstreamFailure(self.upstream, "protocol", "upstream stream longer than "
@@ -234,9 +263,13 @@ class HTTPStream:
                         self._room.clear()
                         await self._room.wait()
                         idle.deadline = anyio.current_time() + self._idle
+        except aiohttp.ServerTimeoutError:
+            # the socket was silent for `timeout`: no event for as long either (whichever timer won)
+            raise UpstreamFailure(self.upstream, "timeout",
+                                  f"upstream sent no event for {self._idle:g} s (upstreams.timeout)") from None
         except httpx.TimeoutException:
             raise UpstreamFailure(self.upstream, "timeout", "upstream stopped sending (read timeout)") from None
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, aiohttp.ClientError) as exc:
             raise UpstreamFailure(self.upstream, "protocol", f"upstream stream broke: {exc.__class__.__name__}") from None
         if idle.cancelled_caught:
             raise UpstreamFailure(self.upstream, "timeout",
@@ -274,7 +307,39 @@ class HTTPStream:
 
     async def aclose(self) -> None:
         await self._stop_reader()
-        await self._response.aclose()
+        if isinstance(self._response, httpx.Response):
+            await self._response.aclose()
+        else:
+            # a body not read to its end closes the connection (the model stops generating); one
+            # read to its end goes back to the pool
+            self._response.release()
+
+
+def _body_chunks(response: httpx.Response | aiohttp.ClientResponse) -> AsyncIterator[bytes]:
+    if isinstance(response, httpx.Response):
+        return response.aiter_bytes()
+    return response.content.iter_any()
+
+
+async def read_capped_aio(resp: aiohttp.ClientResponse, limit: int, upstream: str | None = None) -> bytes:
+    """:func:`read_capped` for an aiohttp response."""
+    if upstream is not None and resp.content_length is not None and resp.content_length > limit:
+        raise _too_large(upstream, limit)
+    parts: list[bytes] = []
+    size = 0
+    async for data in resp.content.iter_any():
+        parts.append(data)
+        size += len(data)
+        if size > limit:
+            if upstream is not None:
+                raise _too_large(upstream, limit)
+            break
+    return b"".join(parts)[:limit]
+
+
+def _too_large(upstream: str, limit: int) -> UpstreamFailure:
+    return UpstreamFailure(upstream, "protocol", f"upstream {upstream} sent an answer larger than {limit} "
+                           "bytes (upstreams.max_response_bytes)")
 
 
 async def read_capped(resp: httpx.Response, limit: int, upstream: str | None = None) -> bytes:
@@ -310,14 +375,57 @@ class HTTPUpstream:
     every ``timeout`` seconds (see :class:`HTTPStream`).
     """
 
-    def __init__(self, config: UpstreamConfig, client: httpx.AsyncClient) -> None:
+    def __init__(self, config: UpstreamConfig, clients: UpstreamClients) -> None:
         self.name = config.name
         self.config = config
-        self._client = client
+        self._clients = clients
+        self._client = clients.httpx
         key = config.resolved_api_key()
         self._headers = {"authorization": f"Bearer {key}"} if key else {}
         self._timeout = httpx.Timeout(config.timeout, connect=config.connect_timeout)
         self._deadline = config.connect_timeout + config.timeout
+        self._post_headers = {**self._headers, "content-type": "application/json"}
+        # the socket may idle for `timeout` (waiting for the headers, or between reads); a stream's
+        # per-event limit (keep-alive comments do not count) is kept by HTTPStream on top
+        self._aio_timeout = aiohttp.ClientTimeout(total=None, sock_connect=config.connect_timeout,
+                                                  sock_read=config.timeout)
+
+    async def post(self, path: str, body: dict[str, Any], stream: bool) -> aiohttp.ClientResponse | bytes:
+        """POST ``body`` over aiohttp: a stream's open 2xx response (its body unread), or a
+        non-streamed answer's body (at most ``max_response_bytes``). Failures are
+        :class:`UpstreamFailure` or :class:`UpstreamRejected`, as :meth:`send` maps them."""
+        resp: aiohttp.ClientResponse | None = None
+        handed_on = False
+        try:
+            async with asyncio.timeout(self._deadline):
+                resp = await self._clients.session().post(
+                    self.config.base_url + path, data=protocol.dumps(body), headers=self._post_headers,
+                    timeout=self._aio_timeout, allow_redirects=False)
+                if resp.status >= 400:
+                    try:
+                        raw = await read_capped_aio(resp, ERROR_BODY_BYTES)
+                    except aiohttp.ClientError:
+                        raw = b""
+                    if resp.status >= 500 or resp.status in (408, 429):
+                        raise UpstreamFailure(self.name, "status", f"upstream {self.name} returned {resp.status}",
+                                              status=resp.status)
+                    raise UpstreamRejected(resp.status, _error_body(raw, resp.status))
+                if stream:
+                    handed_on = True
+                    return resp
+                return await read_capped_aio(resp, self.config.max_response_bytes, self.name)
+        except aiohttp.ServerTimeoutError:  # the socket idled past `timeout` (or could not connect in time)
+            raise UpstreamFailure(self.name, "timeout", f"upstream {self.name} timed out") from None
+        except TimeoutError:
+            raise UpstreamFailure(self.name, "timeout", f"upstream {self.name} timed out "
+                                  f"(no complete answer in {self._deadline:g} s)") from None
+        except aiohttp.ClientConnectorError:
+            raise UpstreamFailure(self.name, "connect", f"cannot connect to upstream {self.name}") from None
+        except aiohttp.ClientError as exc:
+            raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} failed: {exc.__class__.__name__}") from None
+        finally:
+            if resp is not None and not handed_on:
+                resp.release()
 
     def _request(self, path: str, body: dict[str, Any]) -> httpx.Request:
         return self._client.build_request(
@@ -369,9 +477,10 @@ class HTTPUpstream:
         return self._client.stream("GET", url, headers=self._headers, timeout=self._timeout)
 
     async def complete(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
-        resp = await self.send(path, body, stream=False)
+        raw = await self.post(path, body, stream=False)
+        assert isinstance(raw, bytes)
         try:
-            data = resp.json()
+            data = protocol.loads(raw)
         except ValueError:
             raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} sent a body that is not JSON") from None
         if not isinstance(data, dict) or not isinstance(data.get("choices"), list) or not data["choices"]:
@@ -381,14 +490,15 @@ class HTTPUpstream:
         return data
 
     async def open_stream(self, path: str, body: dict[str, Any]) -> OpenStream:
-        resp = await self.send(path, body, stream=True)
+        resp = await self.post(path, body, stream=True)
+        assert isinstance(resp, aiohttp.ClientResponse)
         media = resp.headers.get("content-type", "").partition(";")[0].strip().lower()
         if media and media != "text/event-stream":
             # e.g. a server that ignored "stream": true, or a proxy's HTML error page with a 200
-            with contextlib.suppress(httpx.HTTPError, TimeoutError):
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with asyncio.timeout(self.config.timeout):
-                    await read_capped(resp, ERROR_BODY_BYTES)
-            await resp.aclose()
+                    await read_capped_aio(resp, ERROR_BODY_BYTES)
+            resp.release()
             raise UpstreamFailure(self.name, "protocol", f"upstream {self.name} answered a stream request with "
                                   f"{media}, not text/event-stream")
         stream = HTTPStream(self.name, resp, self.config)
@@ -521,11 +631,11 @@ def failure_error(attempts: list[Attempt]) -> GatewayError:
 class UpstreamRouter:
     """Picks the upstreams for a model name and fails over between them."""
 
-    def __init__(self, configs: list[UpstreamConfig], client: httpx.AsyncClient,
+    def __init__(self, configs: list[UpstreamConfig], clients: UpstreamClients,
                  on_failure: Callable[[UpstreamFailure], None] | None = None,
                  on_success: Callable[[str, float], None] | None = None) -> None:
         self.upstreams: list[Upstream] = [
-            DemoUpstream(c) if c.is_demo else HTTPUpstream(c, client) for c in configs
+            DemoUpstream(c) if c.is_demo else HTTPUpstream(c, clients) for c in configs
         ]
         self._on_failure = on_failure
         self._on_success = on_success
