@@ -238,6 +238,8 @@ FAMILIES: dict[str, FamilySpec] = {f.name: f for f in [
                note="char_lr_realcal, thresholds at 4% out-of-fold FPR"),
     FamilySpec("char_lr_realcal_b03", calibrate_without=("gen_",), source_balance=0.3,
                note="char_lr_realcal, source balance 0.3"),
+    FamilySpec("char_lr_shipped", calibrate_without=("gen_",), source_balance=0.3, per_direction=False,
+               note="shipped: char_lr_realcal_b03 with one threshold (per-direction thresholds measured worse)"),
     FamilySpec("word_lr", features=("word12",), note="jieba word 1–2-grams, LR"),
     FamilySpec("charword_lr", features=("char13", "word12"), max_features=150_000,
                note="char 1–3 + jieba word 1–2-grams, LR"),

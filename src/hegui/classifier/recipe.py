@@ -1,7 +1,7 @@
 """The reproducible recipe of the shipped model: ``python -m hegui.classifier.recipe``.
 
 1. The held-out figures come from the leave-one-source-out run of the shipped family
-   (``python -m hegui.classifier.loso --families char_lr --out src/hegui/data/models/risk_zh.loso.json``),
+   (``python -m hegui.classifier.loso --families char_lr_shipped,… --out src/hegui/data/models/risk_zh.loso.json``),
    kept next to the model; the recipe copies their deterministic part into the model's metadata.
 2. The model is trained on both development pools (``dev_pool.jsonl`` and, next to it,
    ``extra_pool.jsonl``), hegui's hand-written rows (``hegui/data/training/*.jsonl``) and hegui's
@@ -30,11 +30,12 @@ from hegui.classifier.model import RiskModel, default_model_path
 from hegui.classifier.train import TrainOptions, train
 from hegui.errors import UserError
 
-SHIPPED_FAMILY = "char_lr"
+SHIPPED_FAMILY = "char_lr_shipped"
 _SPEC = FAMILIES[SHIPPED_FAMILY]
 OPTIONS = TrainOptions(ngram_range=(1, 3), family="lr", C=_SPEC.C, max_features=_SPEC.max_features,
                        source_balance=_SPEC.source_balance, target_fpr=_SPEC.target_fpr,
-                       per_direction=_SPEC.per_direction, seed=_SPEC.seed)
+                       per_direction=_SPEC.per_direction, calibrate_without=_SPEC.calibrate_without,
+                       seed=_SPEC.seed)
 GENERATED_PER_GENRE = 1000
 GENERATED_SEED = 0
 
@@ -57,7 +58,7 @@ def loso_meta(path: Path) -> dict[str, Any]:
         return {}
     d = fam["direction"]
     return {"family": SHIPPED_FAMILY, "corpus_digest": doc["corpus"]["digest"],
-            "thresholds": "per direction, each fold's own (chosen on its out-of-fold training scores)",
+            "thresholds": "each fold's own, chosen on its out-of-fold real training scores",
             "pooled": d["pooled"], "kind": d["kind"], "source": d["source"],
             "generated_heldout": d.get("generated_heldout", {}), "over_refusal": fam["over_refusal"],
             "pooled_best_f1_at_fpr": fam["pooled_best_f1_at_fpr"]}
