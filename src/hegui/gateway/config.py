@@ -97,6 +97,10 @@ class GatewayConfig(BaseModel):
     then made with a public or a per-database salt). Never in production."""
     stream_checkpoint_seconds: float = Field(default=5.0, ge=0)
     """During a long stream, record how much was sent this often, so a crash leaves a trace (0 = off)."""
+    stream_coalesce_ms: float = Field(default=15.0, ge=0, le=1000)
+    """Once a stream has sent its first text, upstream chunks arriving within this many milliseconds
+    are checked and sent together: tokens of 3–4 characters each cost a wake-up, a check and a frame,
+    and the hold-back already delays what the client sees by more than this. 0: every chunk alone."""
     client_stall_seconds: float = Field(default=60.0, gt=0)
     """A streaming client that takes no data for this long is dropped (recorded as disconnected)."""
     request_timeout: float = Field(default=300.0, gt=0)

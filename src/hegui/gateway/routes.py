@@ -710,11 +710,19 @@ class OutputStream:
         self._record: asyncio.Future[None] | None = None
         """The write of the stream's output decision, once begun (see :meth:`write_record`)."""
         self.unchecked = False
+        self.coalescing = False
         self.unchecked_sent = ""
         self.checkpoint: asyncio.Future[Any] | None = None
         self.last_checkpoint = time.monotonic()
         self.delivered_parts: list[str] = []
         """Every content character the client got, explicit labels included (what the implicit label signs)."""
+
+    def start_coalescing(self) -> None:
+        """The client has its first text (so the time to it is not lengthened): from now on, chunks
+        that arrive close together are checked and sent as one (``gateway.stream_coalesce_ms``)."""
+        self.coalescing = True
+        if hasattr(self.upstream, "coalesce_seconds"):
+            self.upstream.coalesce_seconds = self.gw.gw.stream_coalesce_ms / 1000
 
     def content(self, text: str) -> bytes:
         self.delivered_parts.append(text)  # joined once at the end: += would copy the answer per chunk
@@ -849,6 +857,8 @@ class OutputStream:
                         yield self.content(self.unchecked_sent)
                         continue
                     if step.emit:
+                        if not self.coalescing:
+                            self.start_coalescing()
                         yield self.content(step.emit)
                     if step.stopped:
                         async for frame in self.cut_stream(step.verdict):

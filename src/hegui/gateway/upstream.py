@@ -153,6 +153,9 @@ class HTTPStream:
         self._max_total = config.max_response_bytes
         self._pending: list[dict[str, Any]] = []
         self._pending_bytes = 0
+        self.coalesce_seconds = 0.0
+        """After a batch, wait this long for more chunks before handing on the next (the gateway sets
+        it once the client has its first text: ``gateway.stream_coalesce_ms``)."""
         self._wake = asyncio.Event()
         self._room = asyncio.Event()
         self._room.set()
@@ -188,6 +191,9 @@ class HTTPStream:
         try:
             while True:
                 await self._wake.wait()
+                if self.coalesce_seconds and not self._outcome:
+                    # let the next few tokens arrive: checked and sent as one piece
+                    await asyncio.sleep(self.coalesce_seconds)
                 self._wake.clear()
                 if self._pending:
                     batch, self._pending, self._pending_bytes = self._pending, [], 0
