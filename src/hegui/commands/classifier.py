@@ -223,7 +223,9 @@ def eval_detector(
     def judge(ex: Example) -> Outcome:
         d = direction if direction != "auto" else ("output" if ex.kind == "response" else "input")
         t0 = time.perf_counter()
-        verdict = moderator.check(ex.text, direction=d, scene=scene)  # type: ignore[arg-type]
+        # an answer is judged with its question, as the gateway judges it (``prompt`` in the data)
+        context = ex.prompt or None if d == "output" else None
+        verdict = moderator.check(ex.text, direction=d, scene=scene, context=context)  # type: ignore[arg-type]
         seconds = time.perf_counter() - t0
         return Outcome(flagged=verdict.action.severity >= min_action.severity, risks=tuple(f.risk for f in verdict.findings),
                        seconds=seconds, detector_ms=dict(verdict.timings_ms), action=verdict.action.value,
