@@ -165,7 +165,8 @@ def _train_risk_head(examples: Sequence[Example], labels: npt.NDArray[np.int64],
     for k, code in enumerate(codes):
         y = np.asarray([1 if code in examples[i].codes else 0 for i in rows])
         # Rare codes would otherwise never win the argmax against the big COLD topics.
-        m = LogisticRegression(C=opts.C, max_iter=2000, solver="liblinear", class_weight="balanced")
+        m = LogisticRegression(C=opts.C, max_iter=2000, solver="liblinear", class_weight="balanced",
+                               random_state=opts.seed)  # liblinear shuffles: unseeded, no two builds agree
         m.fit(Xu, y)
         coef[k] = m.coef_.ravel()
         icpt[k] = float(m.intercept_[0])
