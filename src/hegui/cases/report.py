@@ -333,14 +333,9 @@ def render_html(report: Report) -> str:
 
 
 def write_pdf(report: Report, path: Path) -> None:
-    import logging
+    from hegui.pdf import weasyprint_html
 
-    from weasyprint import HTML
-
-    # WeasyPrint logs every CSS property it skips at WARNING; they are not the report's business
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    HTML(string=render_html(report), base_url=str(Path(report.font).parent)).write_pdf(str(path))
+    weasyprint_html()(string=render_html(report), base_url=str(Path(report.font).parent)).write_pdf(str(path))
 
 
 def report_name(report: Report, fmt: str) -> str:

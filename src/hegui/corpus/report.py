@@ -130,10 +130,9 @@ def render_html(summary: AuditSummary, font: Path, threshold: float = 0.05) -> s
 def write_audit_report(out: Path, summary: AuditSummary, font: Path | None = None,
                        threshold: float = 0.05) -> dict[str, str]:
     """Write ``OUT/report.html`` and ``OUT/report.pdf`` (each atomically); returns their paths."""
-    from weasyprint import HTML
-
     from hegui.cases.report import find_font
     from hegui.corpus.audit import write_atomic
+    from hegui.pdf import weasyprint_html
 
     font_path = find_font(font)
     html = render_html(summary, font_path, threshold)
@@ -141,6 +140,6 @@ def write_audit_report(out: Path, summary: AuditSummary, font: Path | None = Non
     # WeasyPrint logs every CSS property it skips at WARNING; they are not the report's business
     logging.getLogger("weasyprint").setLevel(logging.ERROR)
     logging.getLogger("fontTools").setLevel(logging.ERROR)
-    pdf = HTML(string=html, base_url=str(font_path.parent)).write_pdf()
+    pdf = weasyprint_html()(string=html, base_url=str(font_path.parent)).write_pdf()
     write_atomic(out / PDF_NAME, pdf or b"")
     return {"report_html": str(out / HTML_NAME), "report_pdf": str(out / PDF_NAME)}

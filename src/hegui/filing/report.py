@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -293,12 +292,9 @@ def render_html(r: FilingReport) -> str:
 
 
 def html_to_pdf(html: str, path: Path, base: Path) -> None:
-    from weasyprint import HTML
+    from hegui.pdf import weasyprint_html
 
-    # WeasyPrint logs every CSS property it skips at WARNING; they are not the report's business
-    logging.getLogger("weasyprint").setLevel(logging.ERROR)
-    logging.getLogger("fontTools").setLevel(logging.ERROR)
-    HTML(string=html, base_url=str(base)).write_pdf(str(path))
+    weasyprint_html()(string=html, base_url=str(base)).write_pdf(str(path))
 
 
 def write_pdf(r: FilingReport, path: Path) -> None:
