@@ -7,9 +7,7 @@ Each change is an event on the ledger's chain with the ``--actor`` (default ``cl
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date
@@ -20,6 +18,7 @@ import typer
 
 from hegui.commands.db import _errors, default_actor, open_with_config
 from hegui.errors import UserError
+from hegui.labeling.fileio import write_bytes_atomic
 
 if TYPE_CHECKING:
     from hegui.annotation.config import AnnotationConfig
@@ -66,14 +65,7 @@ def _day(value: str | None) -> date | None:
 def _write_atomic(path: Path, text: str) -> None:
     """Write to a temp file beside ``path`` then replace it, so a crash leaves no half-written file."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, text.encode("utf-8"))
 
 
 # ----------------------------------------------------------------------------------------- rules

@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import tempfile
 import zipfile
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -24,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from hegui import taxonomy
 from hegui.errors import UserError
+from hegui.labeling.fileio import write_bytes_atomic
 from hegui.stats import Outcome, judge_rate
 
 SHEET = "人工抽检"
@@ -63,14 +62,7 @@ class ReviewResult(BaseModel):
 
 def _write_atomic(path: Path, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_bytes_atomic(path, data)
 
 
 def export_review(sample: Sequence[dict[str, str]], target: str | Path) -> int:
